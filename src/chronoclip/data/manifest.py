@@ -201,7 +201,7 @@ def _parse_record(raw: Mapping[str, Any], root: Path, row: int, problems: list[P
             record[key] = None
         elif key in PATH_COLUMNS:
             candidate = Path(str(value).strip()).expanduser()
-            record[key] = candidate if candidate.is_absolute() else root / candidate
+            record[key] = Path(os.path.normpath(candidate if candidate.is_absolute() else root / candidate))
         elif key in FLOAT_COLUMNS:
             try:
                 number = float(value)

@@ -1,0 +1,160 @@
+"""The ``chronoclip`` command: a thin layer over the Python API.
+
+Every command parses its arguments, calls one API function and prints its result. Bad input raises a
+:class:`~chronoclip.errors.ChronoclipError`, shown as one clear message (exit code 2) without a
+traceback; set ``CHRONOCLIP_DEBUG=1`` to see the traceback. Heavy modules are imported inside the
+commands so that ``chronoclip --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from chronoclip import __version__
+from chronoclip.errors import ChronoclipError, ConfigError
+
+app = typer.Typer(name="chronoclip", no_args_is_help=True, add_completion=False,
+                  help="Teach CLIP-style models about time and other modalities.")
+data_app = typer.Typer(no_args_is_help=True, help="Import data sets into manifests and check them.")
+backbone_app = typer.Typer(no_args_is_help=True, help="Inspect backbones (presets, local folders, hub ids).")
+app.add_typer(data_app, name="data")
+app.add_typer(backbone_app, name="backbone")
+
+log = logging.getLogger("chronoclip")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["n=8", "size=64", "name=x"]`` -> ``{"n": 8, "size": 64, "name": "x"}`` (YAML scalars).
+
+    Raises:
+        ConfigError: an item without ``=``.
+    """
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"'{item}' is not KEY=VALUE (e.g. n=8)")
+        result[key.strip()] = yaml.safe_load(value) if value else ""
+    return result
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"chronoclip {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+@app.command()
+def world(
+    name: Annotated[str, typer.Argument(help="World: captions, growth, motion, captioned-motion, domains, "
+                                             "audiovisual.")],
+    out: Annotated[Path, typer.Argument(help="Output folder (media files + manifest.csv + world.json).")],
+    seed: Annotated[int, typer.Option(help="Everything written is a function of the parameters and seed.")] = 0,
+    n: Annotated[int | None, typer.Option(help="How many samples (the world's count parameter).")] = None,
+    params: Annotated[list[str] | None, typer.Argument(help="World parameters as KEY=VALUE.")] = None,
+) -> None:
+    """Write a synthetic world: real media files and a manifest."""
+    from chronoclip.data.worlds import make_world
+
+    overrides = parse_overrides(params)
+    if n is not None:
+        overrides["n"] = n
+    manifest = make_world(name, out, seed=seed, **overrides)
+    typer.echo(f"wrote {manifest}")
+
+
+@data_app.command("import")
+def data_import(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="ucf101, hmdb51, kinetics, esc50, domainnet, "
+                                                              "timelapse.")],
+    root: Annotated[Path, typer.Argument(help="The data set's root folder, in its official layout.")],
+    out: Annotated[Path, typer.Option(help="Folder for manifest.csv.")],
+    options: Annotated[list[str] | None, typer.Argument(help="Importer options as KEY=VALUE "
+                                                             "(e.g. split=2 allow_missing=true).")] = None,
+) -> None:
+    """Read a data set in its official layout and write one manifest."""
+    from chronoclip.data.formats import import_dataset
+
+    manifest = import_dataset(fmt, root, out, **parse_overrides(options))
+    typer.echo(f"wrote {manifest}")
+
+
+@data_app.command("check")
+def data_check(
+    manifest: Annotated[Path, typer.Argument(help="A manifest (.csv, .jsonl or .parquet).")],
+    decode: Annotated[bool, typer.Option(help="Also decode-test every media file.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Decoding threads.")] = 2,
+) -> None:
+    """Validate a manifest (every problem with its row) and optionally decode-test its files."""
+    from chronoclip.data.check import check_manifest
+
+    report = check_manifest(manifest, decode=decode, workers=workers)
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@backbone_app.command("list")
+def backbone_list() -> None:
+    """List the backbone presets."""
+    from chronoclip.backbones import list_presets
+
+    for name in list_presets():
+        typer.echo(name)
+
+
+@backbone_app.command("info")
+def backbone_info(
+    spec: Annotated[str, typer.Argument(help="A preset name, a local Hugging Face CLIP folder or a hub id.")],
+) -> None:
+    """Load a backbone and print its architecture, size and fingerprint as JSON."""
+    from chronoclip.backbones import load_backbone
+
+    typer.echo(json.dumps(load_backbone(spec).describe(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code. Callable from tests."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="chronoclip", standalone_mode=False)
+    except ChronoclipError as exc:
+        if os.environ.get("CHRONOCLIP_DEBUG"):
+            raise
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except Exception as exc:  # click's usage errors
+        from click.exceptions import ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
