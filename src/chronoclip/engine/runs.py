@@ -1,0 +1,194 @@
+"""Runs: ``train`` a registered method into a run folder, ``load_run`` it back, ``evaluate`` it.
+
+A run folder holds ``config.yaml`` (everything the run is a function of), ``metrics.jsonl``
+(per step / epoch), ``metrics.json`` (final, on the manifest's test split, with its protocol),
+``checkpoints/``, ``plots/``, ``report.md`` and ``tensorboard/`` when TensorBoard is installed.
+
+Example:
+    >>> import chronoclip                                                      # doctest: +SKIP
+    >>> run = chronoclip.train("frame-probe", data="data/motion/manifest.csv",  # doctest: +SKIP
+    ...                        backbone="tiny", out="runs/probe", overrides=["train.epochs=2"])
+    >>> run.metrics["top1"]                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from chronoclip.config import RunConfig, merge_config, read_yaml, to_yaml, validate_engine_config
+from chronoclip.data.datasets import ManifestDataset
+from chronoclip.data.manifest import Manifest, load_manifest
+from chronoclip.engine import checkpoint as ckpt
+from chronoclip.engine.logging import read_history
+from chronoclip.engine.trainer import Trainer, load_trainable_state, make_accelerator
+from chronoclip.errors import ChronoclipError, ConfigError
+from chronoclip.eval.classify import evaluate_classification
+from chronoclip.io.writers import atomic_path
+from chronoclip.methods import get_method
+from chronoclip.methods.base import Method
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """A trained run loaded from its folder: the config, the method with its best weights, the metrics."""
+
+    path: Path
+    config: RunConfig
+    method: Method
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.method.class_names
+
+
+def build_run_config(method: str, data: str | Path = "", backbone: str = "tiny",
+                     config: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """The run's configuration: defaults < preset YAML < ``key=value`` overrides, validated.
+
+    Raises:
+        ConfigError: unknown method, key or value (the message names it and what is allowed).
+    """
+    method_cls = get_method(method)
+    schema = RunConfig(method=method, backbone=backbone, data=str(data), model=method_cls.Config())
+    preset = read_yaml(config) if config else {}
+    merged = merge_config(schema, preset, list(overrides))
+    try:
+        cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except Exception as exc:  # the method Config's own __post_init__ validation
+        raise ConfigError(f"invalid {method} configuration: {exc}") from exc
+    validate_engine_config(cfg)
+    return cfg
+
+
+def _seeded_method(cfg: RunConfig, class_names: list[str]) -> Method:
+    from chronoclip.backbones import load_backbone
+
+    torch.manual_seed(cfg.train.seed)
+    backbone = load_backbone(cfg.backbone)
+    return get_method(cfg.method)(cfg.model, backbone, class_names)
+
+
+def _split_or_none(manifest: Manifest, name: str) -> Manifest | None:
+    return manifest.split(name) if name in manifest.splits else None
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    with atomic_path(path) as temp:
+        temp.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny",
+          config: str | Path | None = None, overrides: Sequence[str] = (), resume: bool = False) -> Run:
+    """Train ``method`` on the manifest's ``train`` split; evaluate on ``val`` each epoch and ``test`` at the end.
+
+    Args:
+        method: a registered method name (``chronoclip.methods.list_methods()``).
+        data: the manifest.
+        out: the run folder.
+        backbone: a preset, a local Hugging Face CLIP folder or a hub id.
+        config: a preset YAML (sections ``train``, ``optim``, ``schedule``, ``model``).
+        overrides: ``key=value`` strings, e.g. ``["train.epochs=3", "model.frames=4"]``.
+        resume: continue from the run folder's latest checkpoint with its saved configuration.
+    """
+    out = Path(out)
+    saved = out / "config.yaml"
+    if resume and saved.is_file():
+        cfg = build_run_config(method, config=saved, overrides=overrides)
+    else:
+        if not resume and ckpt.latest_checkpoint(out / "checkpoints") is not None:
+            raise ChronoclipError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        cfg = build_run_config(method, data, backbone, config, overrides)
+    manifest = load_manifest(cfg.data)
+    train_rows = manifest.split("train")
+    class_names = train_rows.labels
+    model = _seeded_method(cfg, class_names)
+    spec = model.sample_spec()
+    accelerator = make_accelerator(cfg)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(saved) as temp:
+            temp.write_text(to_yaml(cfg), encoding="utf-8")
+    train_set = ManifestDataset(train_rows, spec, class_names, train=True, seed=cfg.train.seed)
+    val_rows = _split_or_none(manifest, "val")
+    eval_kwargs = {"batch_size": cfg.train.batch_size, "device": accelerator.device, "progress": False}
+
+    def validate(method_: Method) -> dict[str, float] | None:
+        if val_rows is None:
+            return None
+        dataset = ManifestDataset(val_rows, spec, class_names, train=False, seed=cfg.train.seed)
+        result, _, _ = evaluate_classification(method_, dataset, {"split": "val"}, **eval_kwargs)
+        return {k: v for k, v in result.items() if isinstance(v, float)}
+
+    trainer = Trainer(model, cfg, train_set, out, validate, accelerator)
+    trainer.fit(resume=resume)
+    run = load_run(out)
+    if accelerator.is_main_process and "test" in manifest.splits:
+        run.metrics = evaluate(run, manifest, split="test", out=out, device=accelerator.device)
+    return run
+
+
+def load_run(path: str | Path, checkpoint: str = "best") -> Run:
+    """Load a run folder: its config, the method with the ``best`` (or ``latest``) weights, its metrics.
+
+    Raises:
+        ChronoclipError: not a run folder, or no checkpoint in it.
+    """
+    path = Path(path)
+    if not (path / "config.yaml").is_file():
+        raise ChronoclipError(f"{path} is not a run folder (no config.yaml); train one with `chronoclip train`")
+    raw = read_yaml(path / "config.yaml")
+    cfg = build_run_config(raw.get("method", ""), config=path / "config.yaml")
+    chosen = ckpt.best_checkpoint(path / "checkpoints") if checkpoint == "best" else None
+    chosen = chosen or ckpt.latest_checkpoint(path / "checkpoints")
+    if chosen is None:
+        raise ChronoclipError(f"{path}: no checkpoint yet (checkpoints/ is empty)")
+    loaded = ckpt.load_checkpoint(chosen)
+    class_names = loaded.meta.get("class_names") or _class_names_of(cfg)
+    method = _seeded_method(cfg, class_names)
+    load_trainable_state(method, loaded.weights, chosen)
+    method.eval()
+    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else {}
+    return Run(path, cfg, method, metrics)
+
+
+def _class_names_of(cfg: RunConfig) -> list[str]:
+    return load_manifest(cfg.data, check_files=False).split("train").labels
+
+
+def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: str | Path | None = None,
+             device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Classification metrics of a run on one split of a manifest; written to ``out/metrics.json``."""
+    manifest = data if isinstance(data, Manifest) else load_manifest(data)
+    rows = manifest.split(split)
+    spec = run.method.sample_spec()
+    dataset = ManifestDataset(rows, spec, run.class_names, train=False, seed=run.config.train.seed)
+    protocol = {"split": split, "manifest": manifest.name, "clips": spec.eval_clips, "crops": spec.eval_crops,
+                "frames": spec.frames, "sampling": spec.eval_sampling}
+    result, probabilities, targets = evaluate_classification(
+        run.method.to(device), dataset, protocol, batch_size=run.config.train.batch_size, device=device)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "metrics.json", result)
+        _write_report(out, run, result, probabilities, targets)
+    return result
+
+
+def _write_report(out: Path, run: Run, result: dict[str, Any], probabilities: torch.Tensor,
+                  targets: torch.Tensor) -> None:
+    from chronoclip.eval.report import write_report
+
+    history = read_history(run.path / "metrics.jsonl")
+    write_report(out, history, result, class_names=run.class_names,
+                 predictions=probabilities.argmax(-1).numpy(), targets=targets.numpy())

@@ -1,0 +1,133 @@
+"""The method contract every registered method implements (DESIGN §5).
+
+A method is an ``nn.Module`` built from its validated ``Config`` dataclass, a backbone and the data's
+class names. The trainer and the evaluators only talk to this surface:
+
+- :meth:`Method.sample_spec` — what each data sample must contain (frames, size, text, ...);
+- :meth:`Method.forward` / :meth:`Method.loss` — ``loss`` returns ``{"loss": total, **named parts}``;
+- :meth:`Method.predict` — what ``chronoclip predict`` prints;
+- :meth:`Method.param_groups` — optimizer groups (learning-rate scale, weight decay, fixed lr);
+- :meth:`Method.frozen_features` — a frozen feature extractor whose outputs the engine may cache;
+- :attr:`Method.protocols` — the evaluation protocols it supports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from chronoclip.data.datasets import SampleSpec
+from chronoclip.errors import ConfigError
+
+Batch = dict[str, Any]
+
+#: Evaluation protocols a method may declare.
+PROTOCOLS = ("classify", "regress", "zero_shot", "linear_probe", "retrieval")
+
+
+@dataclass
+class ParamGroup:
+    """One optimizer parameter group.
+
+    Attributes:
+        name: for logs.
+        params: the parameters (all must require grad).
+        lr_scale: multiplies the base learning rate.
+        weight_decay: ``None`` = the optimizer's default.
+        fixed_lr: if true the schedule does not change this group's lr (e.g. SimSiam's predictor).
+    """
+
+    name: str
+    params: list[nn.Parameter]
+    lr_scale: float = 1.0
+    weight_decay: float | None = None
+    fixed_lr: bool = False
+
+
+@dataclass(frozen=True)
+class FrozenFeatures:
+    """A frozen feature extractor the engine may run once and cache.
+
+    ``extract(pixels)`` maps a batch of samples' ``pixels`` to features with no autograd graph;
+    ``namespace`` names everything besides the input that determines the output.
+    """
+
+    name: str
+    extract: Any
+    namespace: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """Base class of every method. Subclasses set ``name``, ``Config`` and ``protocols``."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[Any]]
+    protocols: ClassVar[tuple[str, ...]] = ()
+    #: The validation metric that selects the best checkpoint, and whether higher is better.
+    best_metric: ClassVar[tuple[str, str]] = ("top1", "max")
+
+    def __init__(self, cfg: Any, backbone: Any, class_names: list[str]) -> None:
+        super().__init__()
+        if not isinstance(cfg, self.Config):
+            raise ConfigError(f"{self.name}: config must be a {self.Config.__name__}, got {type(cfg).__name__}")
+        unknown = set(self.protocols) - set(PROTOCOLS)
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown protocols {sorted(unknown)}")
+        self.cfg = cfg
+        self.backbone = backbone
+        self.class_names = list(class_names)
+
+    def sample_spec(self) -> SampleSpec:
+        """What the data set must deliver for this method."""
+        raise NotImplementedError
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
+        """``{"loss": scalar to minimise, **named parts for logging}``."""
+        raise NotImplementedError
+
+    def predict(self, batch: Batch) -> list[dict[str, Any]]:
+        """One human-readable prediction per sample (what ``chronoclip predict`` prints)."""
+        raise NotImplementedError
+
+    def train(self, mode: bool = True) -> Method:
+        """Set training mode, keeping fully frozen submodules (e.g. a frozen tower) in eval mode."""
+        super().train(mode)
+        if mode:
+            for module in self.modules():
+                params = list(module.parameters())
+                if module is not self and params and not any(p.requires_grad for p in params):
+                    module.eval()
+        return self
+
+    def frozen_features(self) -> FrozenFeatures | None:
+        """A cacheable frozen extractor, or ``None`` if the method has none."""
+        return None
+
+    def param_groups(self) -> list[ParamGroup]:
+        """Optimizer groups; the default is one group of every trainable parameter."""
+        return [ParamGroup("all", [p for p in self.parameters() if p.requires_grad])]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The tensors a checkpoint stores: trainable parameters and the buffers of modules that train.
+
+        Frozen towers are left out (they are reloaded from the backbone spec), so checkpoints of
+        methods on a frozen ViT stay small.
+        """
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        state = {name: t for name, t in self.state_dict().items() if name in trainable}
+        for module_name, module in self._training_modules():
+            for buffer_name, buffer in module.named_buffers(recurse=False):
+                state[f"{module_name}.{buffer_name}" if module_name else buffer_name] = buffer
+        return state
+
+    def _training_modules(self) -> Iterator[tuple[str, nn.Module]]:
+        for name, module in self.named_modules():
+            if any(p.requires_grad for p in module.parameters(recurse=False)):
+                yield name, module
