@@ -76,10 +76,12 @@ def write_video(
                 "crf": str(crf), "preset": "veryfast", "threads": "1", "g": str(gop),
                 "keyint_min": str(gop), "sc_threshold": "0", "flags": "+bitexact",
             }
-            astream = None
+            astream: av.audio.stream.AudioStream | None = None
             if audio is not None:
                 # No codec options here: setting them on the AAC encoder made its output vary run to run.
-                astream = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
+                added = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
+                assert isinstance(added, av.audio.stream.AudioStream)
+                astream = added
             for frame in frames:
                 for packet in vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     container.mux(packet)
