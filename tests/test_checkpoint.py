@@ -37,7 +37,7 @@ def test_round_trip_restores_weights_optimizer_and_rng(tmp_path: Path) -> None:
 
 def test_state_with_code_objects_is_refused_on_load(tmp_path: Path) -> None:
     path = ckpt.save_checkpoint(tmp_path, 1, {}, {"bad": Path("x")}, {})
-    with pytest.raises(Exception, match="[Ww]eights only"):
+    with pytest.raises(Exception, match=r"[Ww]eights only"):
         ckpt.load_checkpoint(path)
 
 
@@ -81,5 +81,5 @@ def test_best_in_min_mode_and_bad_arguments(tmp_path: Path) -> None:
 def test_incomplete_folder_is_reported(tmp_path: Path) -> None:
     (tmp_path / "step-00000001").mkdir()
     assert ckpt.list_checkpoints(tmp_path) == []
-    with pytest.raises(ChronoclipError, match="missing model.safetensors"):
+    with pytest.raises(ChronoclipError, match=r"missing model\.safetensors"):
         ckpt.load_checkpoint(tmp_path / "step-00000001")

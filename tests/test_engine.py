@@ -21,7 +21,7 @@ from chronoclip.errors import ConfigError
 from chronoclip.methods.base import ParamGroup
 
 sys.path.insert(0, str(Path(__file__).parent))
-from toy_training import run as run_toy  # noqa: E402
+from toy_training import run as run_toy
 
 TOY_SCRIPT = Path(__file__).parent / "toy_training.py"
 
@@ -59,7 +59,7 @@ def _groups() -> tuple[torch.nn.Module, list[ParamGroup]]:
 
 
 def test_groups_split_decay_and_keep_fixed_lr_constant() -> None:
-    model, groups = _groups()
+    _, groups = _groups()
     optimizer = build_optimizer(groups, OptimConfig(lr=1.0, weight_decay=0.5))
     names = {g["name"]: g for g in optimizer.param_groups}
     assert set(names) == {"body/decay", "body/no_decay", "pred/decay", "pred/no_decay"}
@@ -99,7 +99,7 @@ def test_config_overrides_are_typed_and_unknown_keys_named() -> None:
     assert cfg.train.epochs == 3 and cfg.optim.lr == 0.5
     with pytest.raises(ConfigError, match=r"train\.epoch.*Known keys in train: epochs"):
         merge_config(RunConfig(), ["train.epoch=3"])
-    with pytest.raises(ConfigError, match="train.epochs"):
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
         merge_config(RunConfig(), ["train.epochs=three"])
 
 

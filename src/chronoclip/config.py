@@ -139,14 +139,14 @@ def validate_engine_config(cfg: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}={value} must be at least 1")
-    non_negative = {"train.max_steps": cfg.train.max_steps, "train.clip_grad": cfg.train.clip_grad,
-                    "train.num_workers": cfg.train.num_workers, "train.eval_every": cfg.train.eval_every,
-                    "train.checkpoint_every": cfg.train.checkpoint_every, "optim.lr": cfg.optim.lr,
-                    "optim.weight_decay": cfg.optim.weight_decay,
-                    "schedule.warmup_epochs": cfg.schedule.warmup_epochs}
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ConfigError(f"{key}={value} must not be negative")
+    non_negative: dict[str, float] = {
+        "train.max_steps": cfg.train.max_steps, "train.clip_grad": cfg.train.clip_grad,
+        "train.num_workers": cfg.train.num_workers, "train.eval_every": cfg.train.eval_every,
+        "train.checkpoint_every": cfg.train.checkpoint_every, "optim.lr": cfg.optim.lr,
+        "optim.weight_decay": cfg.optim.weight_decay, "schedule.warmup_epochs": cfg.schedule.warmup_epochs}
+    for key, number in non_negative.items():
+        if number < 0:
+            raise ConfigError(f"{key}={number} must not be negative")
     if cfg.train.batch_size % cfg.train.grad_accum:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be a multiple of "
                           f"train.grad_accum={cfg.train.grad_accum}")

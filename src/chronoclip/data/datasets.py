@@ -8,6 +8,7 @@ or resume point — the basis of exact resume and of CPU/GPU, 1/N-process agreem
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,7 +156,7 @@ class ManifestDataset(Dataset[dict[str, Any]]):
             start = start or 0.0
             end = end if end is not None else probe_video(record["path"]).duration
             bounds = np.linspace(start, end, clips + 1)
-            windows = list(zip(bounds[:-1], bounds[1:], strict=True))
+            windows = list(itertools.pairwise(bounds))
         else:
             windows = [(start, end)]
         strategy = self.spec.train_sampling if self.train else self.spec.eval_sampling

@@ -17,12 +17,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import torch
 from accelerate import Accelerator
@@ -104,7 +104,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self._saved_step = -1
         self.sampler = ResumableBatchSampler(
-            len(train_set), cfg.train.batch_size, cfg.train.grad_accum, self.accelerator.num_processes,
+            len(cast(Sized, train_set)), cfg.train.batch_size, cfg.train.grad_accum, self.accelerator.num_processes,
             self.accelerator.process_index, shuffle=True, seed=cfg.train.seed)
         epochs_steps = cfg.train.epochs * self.sampler.steps_per_epoch
         self.total_steps = min(epochs_steps, cfg.train.max_steps) if cfg.train.max_steps else epochs_steps

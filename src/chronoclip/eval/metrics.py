@@ -64,6 +64,9 @@ def confusion_matrix(predictions: torch.Tensor | np.ndarray, targets: torch.Tens
                      num_classes: int) -> np.ndarray:
     """``int64 [num_classes, num_classes]``: rows are true classes, columns predicted classes."""
     predictions, targets = _as_numpy(predictions).astype(np.int64), _as_numpy(targets).astype(np.int64)
+    for name, values in (("targets", targets), ("predictions", predictions)):
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"{name} must be class indices in [0, {num_classes}); drop unlabelled (-1) rows first")
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (targets, predictions), 1)
     return matrix

@@ -56,7 +56,7 @@ def assign_splits(count: int, fractions: Sequence[float], rng: np.random.Generat
     """Shuffle ``count`` items into train/val/test with the given fractions (every non-zero split
     gets at least one item when ``count`` allows)."""
     total = float(sum(fractions))
-    sizes = [int(round(count * f / total)) for f in fractions]
+    sizes = [round(count * f / total) for f in fractions]
     for i, fraction in enumerate(fractions):
         if fraction > 0 and sizes[i] == 0 and count >= sum(1 for f in fractions if f > 0):
             sizes[i] = 1

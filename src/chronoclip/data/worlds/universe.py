@@ -25,6 +25,7 @@ from __future__ import annotations
 import colorsys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ class Thing:
         if self.colour not in COLOURS:
             raise ValueError(f"unknown colour '{self.colour}'; known: {', '.join(COLOURS)}")
 
-    def moved(self, **changes: float) -> Thing:
+    def moved(self, **changes: Any) -> Thing:
         """A copy with some geometric fields changed (used to animate objects)."""
         return replace(self, **changes)
 
@@ -341,6 +342,8 @@ def object_sound(shape: str, duration: float, sample_rate: int, amplitude: float
     """
     f0, harmonics = SOUNDS[shape]
     t = np.arange(round(duration * sample_rate), dtype=np.float64) / sample_rate
-    wave = sum(a * np.sin(2 * np.pi * f0 * (1 + detune) * (k + 1) * t) for k, a in enumerate(harmonics))
+    wave = np.zeros_like(t)
+    for k, weight in enumerate(harmonics):
+        wave += weight * np.sin(2 * np.pi * f0 * (1 + detune) * (k + 1) * t)
     peak = float(np.max(np.abs(wave))) or 1.0
     return (amplitude * wave / peak).astype(np.float32)
