@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from chronoclip.data.transforms import crop_boxes, take_crops
 from chronoclip.errors import ConfigError
 from chronoclip.eval import (
     RETRIEVAL_TIE_POLICY,
@@ -24,7 +25,6 @@ from chronoclip.eval import (
     classification_metrics,
     clip_frame_indices,
     clip_starts,
-    crop_boxes,
     evaluate_linear_probe,
     evaluate_linear_probe_folds,
     evaluate_retrieval,
@@ -32,7 +32,6 @@ from chronoclip.eval import (
     fit_linear_probe,
     load_templates,
     retrieval_metrics,
-    take_crops,
     template_sets,
     view_layout,
     zero_shot_scores,

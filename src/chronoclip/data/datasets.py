@@ -83,16 +83,6 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def three_crops(x: torch.Tensor, size: int) -> list[torch.Tensor]:
-    """Three ``size``² crops along the longer side (start, centre, end) of a resized ``[..., 3, H, W]``."""
-    height, width = x.shape[-2:]
-    if width >= height:
-        lefts = [0, (width - size) // 2, width - size]
-        return [T.crop(x, (height - size) // 2, left, size, size) for left in lefts]
-    tops = [0, (height - size) // 2, height - size]
-    return [T.crop(x, top, (width - size) // 2, size, size) for top in tops]
-
-
 class ManifestDataset(Dataset[dict[str, Any]]):
     """Samples of a manifest: ``{"pixels", "label", "text", "index"}`` as the spec asks.
 
@@ -177,8 +167,9 @@ class ManifestDataset(Dataset[dict[str, Any]]):
             crops = [clip]
         else:
             resized = T.resize(clip, size)
-            crops = three_crops(resized, size) if not self.train and self.spec.eval_crops == 3 \
-                else [T.center_crop(resized, size)]
+            count = 1 if self.train else self.spec.eval_crops
+            boxes = T.crop_boxes(resized.shape[-2], resized.shape[-1], size, count)
+            crops = list(T.take_crops(resized, boxes))
         return [T.normalize(view, self.spec.mean, self.spec.std) for view in crops]
 
 

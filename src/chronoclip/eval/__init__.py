@@ -43,8 +43,6 @@ if TYPE_CHECKING:
         average_views,
         clip_frame_indices,
         clip_starts,
-        crop_boxes,
-        take_crops,
         view_layout,
     )
     from chronoclip.eval.zero_shot import (
@@ -66,7 +64,7 @@ _EXPORTS = {
     "chronoclip.eval.report": ("write_report",),
     "chronoclip.eval.retrieval": ("evaluate_retrieval", "retrieval_similarity"),
     "chronoclip.eval.views": ("average_by_item", "average_views", "clip_frame_indices", "clip_starts",
-                              "crop_boxes", "take_crops", "view_layout"),
+                              "view_layout"),
     "chronoclip.eval.zero_shot": ("TextEncoder", "build_text_classifier", "evaluate_zero_shot",
                                   "load_templates", "template_sets", "validate_templates",
                                   "zero_shot_scores"),
@@ -85,7 +83,6 @@ __all__ = [
     "clip_frame_indices",
     "clip_starts",
     "confusion_matrix",
-    "crop_boxes",
     "evaluate_linear_probe",
     "evaluate_linear_probe_folds",
     "evaluate_retrieval",
@@ -98,7 +95,6 @@ __all__ = [
     "retrieval_metrics",
     "retrieval_ranks",
     "retrieval_similarity",
-    "take_crops",
     "template_sets",
     "topk_accuracy",
     "validate_templates",

@@ -11,7 +11,8 @@ conventions once:
   :class:`chronoclip.data.datasets.ManifestDataset` produces them.
 - **Temporal clips** of fixed length are centred in ``k`` equal segments of the range of valid
   start frames (one clip: the centred clip).
-- **Spatial crops**: one crop is the centre crop; three crops lie at the start, centre and end of
+- **Spatial crops** (:func:`chronoclip.data.transforms.crop_boxes`, shared with the data sets): one
+  crop is the centre crop; three crops lie at the start, centre and end of
   the longer side (left / centre / right for landscape frames, top / centre / bottom for portrait).
 """
 
@@ -75,46 +76,6 @@ def clip_frame_indices(num_frames: int, clip_length: int, num_clips: int, stride
     starts = clip_starts(num_frames, span, num_clips)
     offsets = torch.arange(clip_length) * stride
     return (starts[:, None] + offsets[None, :]).clamp(max=num_frames - 1)
-
-
-def crop_boxes(height: int, width: int, size: int | tuple[int, int], num_crops: int = 1) -> torch.Tensor:
-    """``int64 [num_crops, 4]`` crop windows ``(top, left, crop_height, crop_width)`` in a frame.
-
-    ``num_crops=1`` is the centre crop; ``num_crops=3`` the start / centre / end crops along the
-    longer side, centred on the shorter side (the 3-crop test protocol, which sees the whole frame
-    after a shortest-side resize to ``size``). The boxes use the argument order of
-    :func:`chronoclip.data.transforms.crop`.
-
-    Examples:
-        >>> crop_boxes(224, 398, 224, num_crops=3).tolist()
-        [[0, 0, 224, 224], [0, 87, 224, 224], [0, 174, 224, 224]]
-    """
-    crop_height, crop_width = (size, size) if isinstance(size, int) else size
-    if not (0 < crop_height <= height and 0 < crop_width <= width):
-        raise ValueError(f"crop {crop_height}x{crop_width} does not fit in a {height}x{width} frame")
-    if num_crops not in (1, 3):
-        raise ValueError(f"num_crops must be 1 (centre) or 3 (start/centre/end); got {num_crops}")
-    top, left = (height - crop_height) // 2, (width - crop_width) // 2
-    if num_crops == 1:
-        return torch.tensor([[top, left, crop_height, crop_width]])
-    if width >= height:
-        positions = [(top, 0), (top, left), (top, width - crop_width)]
-    else:
-        positions = [(0, left), (top, left), (height - crop_height, left)]
-    return torch.tensor([[y, x, crop_height, crop_width] for y, x in positions])
-
-
-def take_crops(frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Cut every box of :func:`crop_boxes` out of ``frames [..., H, W]`` -> ``[num_crops, ..., h, w]``.
-
-    All boxes must have the same size (they do when made by :func:`crop_boxes`).
-
-    Examples:
-        >>> video = torch.zeros(8, 3, 224, 398)  # [T, 3, H, W]
-        >>> take_crops(video, crop_boxes(224, 398, 224, num_crops=3)).shape
-        torch.Size([3, 8, 3, 224, 224])
-    """
-    return torch.stack([frames[..., y:y + h, x:x + w] for y, x, h, w in boxes.tolist()])
 
 
 def average_views(scores: torch.Tensor, num_views: int | None = None, mode: ViewMode = "mean"
