@@ -141,7 +141,7 @@ def test_incomplete_folder_unknown_spec_and_offline_hub(tmp_path: Path, monkeypa
     with pytest.raises(BackboneError, match="unknown backbone 'tinny'"):
         load_backbone("tinny")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(BackboneError, match="offline.*config.json"):
+    with pytest.raises(BackboneError, match=r"offline.*config\.json"):
         load_backbone("openai/clip-vit-base-patch16")
 
 

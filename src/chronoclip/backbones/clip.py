@@ -320,8 +320,9 @@ def _from_hub(hub_id: str) -> Backbone:
         model = CLIPModel.from_pretrained(hub_id, local_files_only=_offline())
         tokenizer = AutoTokenizer.from_pretrained(hub_id, local_files_only=_offline())
     except (OSError, ValueError) as exc:
+        reason = "offline" if _offline() else "not found or unreachable"
         raise BackboneError(
-            f"could not load '{hub_id}' from the Hugging Face hub ({'offline' if _offline() else 'not found or unreachable'}). "
+            f"could not load '{hub_id}' from the Hugging Face hub ({reason}). "
             f"Presets: {', '.join(list_presets())}. For real weights, download them on a connected machine "
             f"(e.g. `huggingface-cli download {hub_id} --local-dir DIR`) and pass DIR; it must contain "
             f"{REQUIRED_FILES}.") from exc

@@ -54,7 +54,7 @@ def vocabulary() -> tuple[dict[str, int], list[str]]:
     merges: list[str] = []
     known = set(tokens)
     for word in sorted(set(WORDS)):
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        pieces = [*word[:-1], word[-1] + "</w>"]
         while len(pieces) > 1:
             merged = pieces[0] + pieces[1]
             rule = f"{pieces[0]} {pieces[1]}"
