@@ -131,6 +131,82 @@ def backbone_info(
     typer.echo(json.dumps(load_backbone(spec).describe(), indent=2))
 
 
+@app.command()
+def train(
+    method: Annotated[str, typer.Argument(help="A registered method (see `chronoclip methods`).")],
+    data: Annotated[Path, typer.Option(help="Manifest with train (and val / test) splits.")],
+    out: Annotated[Path, typer.Option(help="Run folder.")],
+    backbone: Annotated[str, typer.Option(help="Preset, local Hugging Face CLIP folder or hub id.")] = "tiny",
+    config: Annotated[Path | None, typer.Option(help="Preset YAML (train / optim / schedule / model).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run folder's latest checkpoint.")] = False,
+    nproc: Annotated[int, typer.Option(min=1, help="Processes (DDP via torchrun; gloo on CPU).")] = 1,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides KEY=VALUE, e.g. "
+                                                               "train.epochs=3 model.frames=4.")] = None,
+) -> None:
+    """Train a method; writes config.yaml, metrics.jsonl, metrics.json, checkpoints/, plots/, report.md."""
+    if nproc > 1:
+        raise typer.Exit(_launch_distributed(nproc))
+    from chronoclip.engine.runs import train as train_run
+
+    run = train_run(method, data, out, backbone=backbone, config=config, overrides=overrides or [],
+                    resume=resume)
+    summary = {k: v for k, v in run.metrics.items() if isinstance(v, float)}
+    typer.echo(f"run folder: {out}\n" + json.dumps(summary, indent=2))
+
+
+def _launch_distributed(nproc: int) -> int:
+    """Re-run this command under ``torchrun`` with ``nproc`` processes; returns its exit code."""
+    import subprocess
+
+    arguments = [a for a in sys.argv[1:] if not a.startswith("--nproc")]
+    if "--nproc" in sys.argv:  # "--nproc N" form: drop the value too
+        index = sys.argv.index("--nproc")
+        arguments = sys.argv[1:index] + sys.argv[index + 2:]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "chronoclip.cli", *arguments]
+    log.info("launching: %s", " ".join(command))
+    return subprocess.call(command)
+
+
+@app.command("eval")
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    data: Annotated[Path, typer.Option(help="Manifest to evaluate on.")],
+    split: Annotated[str, typer.Option(help="Split of the manifest.")] = "test",
+    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json and the report "
+                                                  "(default: RUN/eval-SPLIT).")] = None,
+) -> None:
+    """Evaluate a trained run on a manifest split; writes metrics.json (with its protocol) and a report."""
+    from chronoclip.engine.runs import evaluate as evaluate_run
+    from chronoclip.engine.runs import load_run
+
+    loaded = load_run(run)
+    result = evaluate_run(loaded, data, split=split, out=out or run / f"eval-{split}")
+    typer.echo(json.dumps({k: v for k, v in result.items() if k != "protocol"}, indent=2))
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """Re-render a run's report.md and plots from its metrics."""
+    from chronoclip.engine.logging import read_history
+    from chronoclip.eval.report import write_report
+
+    final_path = run / "metrics.json"
+    final = json.loads(final_path.read_text()) if final_path.is_file() else {}
+    if not (run / "metrics.jsonl").is_file():
+        raise ConfigError(f"{run} has no metrics.jsonl; is it a run folder?")
+    typer.echo(f"wrote {write_report(run, read_history(run / 'metrics.jsonl'), final)}")
+
+
+@app.command()
+def methods() -> None:
+    """List the registered methods and the evaluation protocols each supports."""
+    from chronoclip.methods import get_method, list_methods
+
+    for name in list_methods():
+        typer.echo(f"{name}: {', '.join(get_method(name).protocols)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code. Callable from tests."""
     command = typer.main.get_command(app)
@@ -140,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("CHRONOCLIP_DEBUG"):
             raise
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        return 2
+        signum = getattr(exc, "signum", None)  # training stopped by a signal: the shell convention
+        return 128 + signum if isinstance(signum, int) else 2
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:

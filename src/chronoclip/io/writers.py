@@ -1,8 +1,8 @@
-"""Writers for real media files: mp4 (H.264 + AAC or PCM audio), wav, png.
+"""Writers for real media files: mp4 (H.264 or MPEG-4 video, AAC or PCM audio), wav, png.
 
-Used by the synthetic worlds and by tests that need real files. Outputs are byte-for-byte
-deterministic for the same input (bit-exact muxing, single-threaded encoding) and written
-atomically: a crash never leaves a half-written file under the final name.
+Used by the synthetic worlds and by tests that need real files. With ``codec="mpeg4"`` outputs are
+byte-for-byte deterministic for the same input (bit-exact muxing, single-threaded encoding); every
+file is written atomically: a crash never leaves a half-written file under the final name.
 """
 
 from __future__ import annotations
@@ -37,6 +37,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+#: Video encoders and their settings. FFmpeg's native MPEG-4 Part 2 encoder is byte-reproducible;
+#: libx264's output varied between identical runs in one process here even single-threaded
+#: (measured), so data that must be a function of a seed (the synthetic worlds) uses ``mpeg4``.
+VIDEO_CODECS = ("libx264", "mpeg4")
+
+
+def _video_options(codec: str, gop: int, quality: int) -> dict[str, str]:
+    if codec == "libx264":
+        return {"crf": str(quality), "preset": "veryfast", "threads": "1", "g": str(gop), "keyint_min": str(gop),
+                "sc_threshold": "0", "flags": "+bitexact"}
+    if codec == "mpeg4":
+        return {"qscale": str(max(1, min(31, quality // 6))), "g": str(gop), "flags": "+bitexact"}
+    raise ValueError(f"codec must be one of {VIDEO_CODECS}, got '{codec}'")
+
+
 def write_video(
     path: str | Path,
     frames: np.ndarray,
@@ -45,19 +60,20 @@ def write_video(
     sample_rate: int = 16000,
     audio_codec: str = "aac",
     gop: int = 25,
-    crf: int = 18,
+    quality: int = 18,
+    codec: str = "libx264",
 ) -> None:
-    """Write an H.264 mp4, optionally with a mono audio track.
+    """Write an mp4 (H.264 or MPEG-4 Part 2), optionally with a mono audio track.
 
     Args:
         path: output file (``.mp4``).
         frames: ``uint8 [T, H, W, 3]`` RGB frames; H and W must be even (yuv420p).
         fps: frame rate; may be fractional.
         audio: optional float waveform ``[S]`` in [-1, 1] at ``sample_rate``.
-        audio_codec: ``"aac"`` or ``"pcm_s16le"`` (the latter is lossless; use ``.mov``/``.mkv``
-            if a player rejects PCM in mp4).
+        audio_codec: ``"aac"`` or ``"pcm_s16le"`` (lossless and sample-exact).
         gop: keyframe interval in frames (the decode benchmark varies it).
-        crf: x264 quality (lower is better).
+        quality: x264 CRF (lower is better); for ``mpeg4`` the quantiser is ``quality // 6``.
+        codec: ``libx264`` or ``mpeg4`` (byte-reproducible; see :data:`VIDEO_CODECS`).
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -66,24 +82,23 @@ def write_video(
     if height % 2 or width % 2:
         raise ValueError(f"frame height and width must be even for yuv420p, got {height}x{width}")
     rate = Fraction(fps).limit_denominator(1001)
+    options = _video_options(codec, gop, quality)
     with atomic_path(path) as tmp:
         container = av.open(str(tmp), mode="w", format="mp4", options={"fflags": "+bitexact"})
         try:
-            vstream = container.add_stream("libx264", rate=rate)
+            vstream = container.add_stream(codec, rate=rate, options=options)
             vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
             vstream.codec_context.gop_size = gop
-            vstream.codec_context.options = {
-                "crf": str(crf), "preset": "veryfast", "threads": "1", "g": str(gop),
-                "keyint_min": str(gop), "sc_threshold": "0", "flags": "+bitexact",
-            }
+            vstream.thread_count = 1
             astream: av.audio.stream.AudioStream | None = None
             if audio is not None:
-                # No codec options here: setting them on the AAC encoder made its output vary run to run.
                 added = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
                 assert isinstance(added, av.audio.stream.AudioStream)
                 astream = added
-            for frame in frames:
-                for packet in vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for index, frame in enumerate(frames):
+                picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                picture.pts, picture.time_base = index, Fraction(1) / rate
+                for packet in vstream.encode(picture):
                     container.mux(packet)
             for packet in vstream.encode():
                 container.mux(packet)
