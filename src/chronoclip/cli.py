@@ -63,6 +63,20 @@ def _main(
 
 
 @app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder (worlds, runs, report.md).")] = Path("runs/demo"),
+    backbone: Annotated[str, typer.Option(help="Backbone for the runs.")] = "tiny",
+    seed: Annotated[int, typer.Option(help="Seed of the worlds and runs.")] = 0,
+) -> None:
+    """The main job on the embedded default: every synthetic world, a baseline run, a report."""
+    from chronoclip.demo import run_demo
+
+    result = run_demo(out, backbone=backbone, seed=seed)
+    typer.echo(f"report: {result.report}")
+    typer.echo(json.dumps(result.runs, indent=2))
+
+
+@app.command()
 def world(
     name: Annotated[str, typer.Argument(help="World: captions, growth, motion, captioned-motion, domains, "
                                              "audiovisual.")],

@@ -2,5 +2,6 @@
 
 from chronoclip.backbones.clip import Backbone, load_backbone
 from chronoclip.backbones.presets import list_presets
+from chronoclip.backbones.text import TextEncoder, load_text_encoder
 
-__all__ = ["Backbone", "list_presets", "load_backbone"]
+__all__ = ["Backbone", "TextEncoder", "list_presets", "load_backbone", "load_text_encoder"]

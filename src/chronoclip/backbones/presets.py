@@ -1,15 +1,18 @@
-"""Named backbone presets: CLIP architectures, optionally with weights shipped in the package.
+"""Named backbone presets: CLIP architectures (random init) and Hugging Face folders shipped in the package.
 
-- ``tiny``: a real ViT/transformer pair small enough for instant unit tests (random init).
-- ``clip-b32``, ``clip-b16``, ``clip-l14``: OpenAI CLIP architectures, random init — cost does not
-  depend on weight values, so they serve speed and memory benchmarks; for real weights pass a local
-  Hugging Face folder (e.g. a download of ``openai/clip-vit-base-patch16``) as the backbone spec.
-- A preset with ``weights`` names a Hugging Face folder inside ``chronoclip/backbones/weights/``
-  (how ``tiny-world``, this project's pretrained small CLIP, ships).
+- ``tiny``: a real ViT/transformer pair small enough for instant unit tests (random init, seeded).
+- ``clip-b32``, ``clip-b16``, ``clip-l14``: OpenAI CLIP architectures, random init. Cost does not depend
+  on weight values, so they serve speed and memory benchmarks. For real weights, pass a local Hugging Face
+  folder (e.g. a download of ``openai/clip-vit-base-patch16``) as the backbone spec instead.
+- Every folder ``chronoclip/backbones/weights/<name>/`` that holds a ``config.json`` is the preset ``<name>``
+  (Hugging Face format: ``config.json``, ``model.safetensors``, tokenizer files). An optional
+  ``chronoclip.json`` beside them gives its ``{"description": ...}``. This is how ``tiny-world``, the
+  project's pretrained small CLIP, ships: adding the folder is enough, no code changes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,27 +21,28 @@ from transformers import CLIPConfig
 
 from chronoclip.backbones.tokenizer import END, START, builtin_vocab_size, vocabulary
 
+#: Where shipped pretrained presets live (package data), one Hugging Face folder per preset.
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named backbone: an architecture factory, or a folder of shipped weights."""
+    """A named backbone: either an architecture factory (random init) or a folder of weights."""
 
     name: str
     description: str
     config: Callable[[], CLIPConfig] | None = None
-    weights: str | None = None
-
-    @property
-    def weights_path(self) -> Path | None:
-        return WEIGHTS_DIR / self.weights if self.weights else None
+    weights: Path | None = None
 
 
 def clip_config(*, image_size: int, patch_size: int, vision_width: int, vision_layers: int, vision_heads: int,
                 text_width: int, text_layers: int, text_heads: int, context_length: int, projection: int,
                 vocab_size: int | None = None) -> CLIPConfig:
-    """A ``CLIPConfig`` in OpenAI's proportions (MLP 4× width, quick-GELU), with the built-in tokenizer's ids."""
+    """A ``CLIPConfig`` in OpenAI's proportions (MLP 4× width, quick-GELU) using the built-in tokenizer's ids.
+
+    ``vocab_size`` defaults to the built-in tokenizer's size; real-size presets keep OpenAI's 49 408 so
+    the token embedding (and the parameter count) is that of the real model.
+    """
     vocab, _ = vocabulary()
     text = {"hidden_size": text_width, "intermediate_size": 4 * text_width, "num_hidden_layers": text_layers,
             "num_attention_heads": text_heads, "max_position_embeddings": context_length,
@@ -64,17 +68,33 @@ def _openai(patch_size: int, large: bool = False) -> Callable[[], CLIPConfig]:
     return build
 
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("tiny", "random-init tiny CLIP (32 px, patch 8, width 64) for unit tests", _tiny),
-    Preset("clip-b32", "OpenAI ViT-B/32 architecture, random init (benchmarks; bring weights as a folder)",
-           _openai(32)),
-    Preset("clip-b16", "OpenAI ViT-B/16 architecture, random init (benchmarks; bring weights as a folder)",
-           _openai(16)),
-    Preset("clip-l14", "OpenAI ViT-L/14 architecture, random init (benchmarks; bring weights as a folder)",
-           _openai(14, large=True)),
-)}
+_BRING_WEIGHTS = "random init, for benchmarks; for real weights pass a local Hugging Face folder"
+_BUILT_IN: tuple[Preset, ...] = (
+    Preset("tiny", "random-init tiny CLIP (32 px, patch 8, width 64, 3+2 blocks) for unit tests", _tiny),
+    Preset("clip-b32", f"OpenAI ViT-B/32 architecture, {_BRING_WEIGHTS}", _openai(32)),
+    Preset("clip-b16", f"OpenAI ViT-B/16 architecture, {_BRING_WEIGHTS}", _openai(16)),
+    Preset("clip-l14", f"OpenAI ViT-L/14 architecture, {_BRING_WEIGHTS}", _openai(14, large=True)),
+)
+
+
+def _shipped(root: Path) -> list[Preset]:
+    """Presets for the weight folders under ``root`` (sorted by name; folders without config.json skipped)."""
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(p for p in root.iterdir() if (p / "config.json").is_file()):
+        meta = folder / "chronoclip.json"
+        description = json.loads(meta.read_text()).get("description", "") if meta.is_file() else ""
+        found.append(Preset(folder.name, description or f"pretrained CLIP shipped in {folder}", weights=folder))
+    return found
+
+
+def presets() -> dict[str, Preset]:
+    """All presets by name: the built-in architectures, then the shipped weight folders (a folder named like
+    a built-in preset replaces it)."""
+    return {p.name: p for p in (*_BUILT_IN, *_shipped(WEIGHTS_DIR))}
 
 
 def list_presets() -> list[str]:
-    """Names of the backbone presets."""
-    return list(PRESETS)
+    """Names of the backbone presets (what ``load_backbone`` accepts besides folders and hub ids)."""
+    return list(presets())

@@ -9,14 +9,19 @@ unknown words fall back to sub-words and single characters.
 
 from __future__ import annotations
 
+import itertools
+import json
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 
-from transformers import CLIPTokenizer
+import transformers
+from transformers import PreTrainedTokenizerBase
 
 START, END = "<|startoftext|>", "<|endoftext|>"
 
 #: Words that become single tokens: function words, caption vocabulary, colours, shapes, sizes,
-#: positions, motion and time words. Generic English, no data-set knowledge.
+#: positions, motion and time words, and the nouns of the synthetic worlds' captions.
 WORDS: tuple[str, ...] = tuple("""
 a an the of on in at to and or with without is are was be there this that it its one two three
 photo picture image video clip drawing sketch painting render scene frame shot view example
@@ -46,36 +51,59 @@ def _byte_symbols() -> list[str]:
     return symbols
 
 
+def _apply_merges(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    """The pieces byte-pair encoding leaves of ``word`` (ASCII) under ``ranks``: lowest rank merges first."""
+    pieces = [*word[:-1], word[-1] + "</w>"]
+    while len(pieces) > 1:
+        pairs = [(ranks.get(pair, len(ranks)), i) for i, pair in enumerate(itertools.pairwise(pieces))]
+        rank, i = min(pairs)
+        if rank == len(ranks):
+            break
+        pieces[i:i + 2] = [pieces[i] + pieces[i + 1]]
+    return pieces
+
+
 @lru_cache(maxsize=1)
 def vocabulary() -> tuple[dict[str, int], list[str]]:
-    """The token → id map and the ordered merges of the built-in tokenizer (deterministic)."""
+    """The token → id map and the ordered merges of the built-in tokenizer (deterministic).
+
+    For each word, merges are appended until byte-pair encoding under all merges so far yields the
+    word as one token. Later merges rank lower, so they never change how an earlier word is split.
+    """
     base = _byte_symbols()
     tokens = base + [s + "</w>" for s in base]
-    merges: list[str] = []
     known = set(tokens)
+    ranks: dict[tuple[str, str], int] = {}
     for word in sorted(set(WORDS)):
-        pieces = [*word[:-1], word[-1] + "</w>"]
-        while len(pieces) > 1:
-            merged = pieces[0] + pieces[1]
-            rule = f"{pieces[0]} {pieces[1]}"
-            if merged not in known:
+        while len(pieces := _apply_merges(word, ranks)) > 1:
+            ranks[(pieces[0], pieces[1])] = len(ranks)
+            if (merged := pieces[0] + pieces[1]) not in known:
                 known.add(merged)
                 tokens.append(merged)
-                merges.append(rule)
-            elif rule not in merges:
-                merges.append(rule)
-            pieces = [merged, *pieces[2:]]
     tokens += [START, END]
+    merges = [f"{a} {b}" for a, b in ranks]  # dicts keep insertion (= rank) order
     return {token: index for index, token in enumerate(tokens)}, merges
 
 
-def builtin_tokenizer(context_length: int) -> CLIPTokenizer:
-    """A CLIP tokenizer over :func:`vocabulary`, padding and truncating to ``context_length``."""
+def write_vocabulary(folder: Path) -> None:
+    """Write :func:`vocabulary` as CLIP's ``vocab.json`` + ``merges.txt`` into ``folder``."""
     vocab, merges = vocabulary()
-    pairs = [tuple(rule.split(" ")) for rule in merges]
-    return CLIPTokenizer(vocab=dict(vocab), merges=pairs, model_max_length=context_length)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n", encoding="utf-8")
+
+
+def builtin_tokenizer(context_length: int) -> PreTrainedTokenizerBase:
+    """A CLIP tokenizer over :func:`vocabulary` with ``model_max_length = context_length``.
+
+    It is loaded from files written to a temporary folder, the path real checkpoints take; that works
+    alike in transformers 4 (whose ``CLIPTokenizer`` only takes file paths) and 5.
+    """
+    tokenizer_class = getattr(transformers, "CLIPTokenizerFast", None) or transformers.CLIPTokenizer
+    with tempfile.TemporaryDirectory(prefix="chronoclip-tokenizer-") as folder:
+        write_vocabulary(Path(folder))
+        return tokenizer_class.from_pretrained(folder, model_max_length=context_length)
 
 
 def builtin_vocab_size() -> int:
-    """Number of tokens of the built-in tokenizer (the text config's ``vocab_size`` must be at least this)."""
+    """Number of tokens of the built-in tokenizer (a text config's ``vocab_size`` must be at least this)."""
     return len(vocabulary()[0])

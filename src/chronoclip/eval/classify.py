@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from chronoclip.data.datasets import collate, to_device
-from chronoclip.eval.metrics import classification_metrics
+from chronoclip.eval.metrics import classification_metrics, per_class_accuracy
 
 VIEW_KEYS = ("pixels", "features")
 
@@ -43,7 +43,7 @@ def predict_scores(method: Any, dataset: Dataset[Any], batch_size: int = 16, num
 
 def evaluate_classification(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], **kwargs: Any
                             ) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
-    """``top1``, ``top5``, ``mean_class_acc`` (percent) on the labelled samples, plus the ``protocol``.
+    """``top1``, ``top5``, ``mean_class_acc``, ``per_class_top1`` (percent) on labelled samples, and ``protocol``.
 
     Returns:
         The result dict, and the ``[N, C]`` probabilities and ``[N]`` targets it was computed from.
@@ -53,5 +53,8 @@ def evaluate_classification(method: Any, dataset: Dataset[Any], protocol: dict[s
     if not labelled.any():
         raise ValueError("no labelled samples to evaluate")
     result: dict[str, Any] = classification_metrics(probabilities[labelled], targets[labelled])
+    names = list(method.class_names)
+    per_class = per_class_accuracy(probabilities[labelled].argmax(-1), targets[labelled], len(names))
+    result["per_class_top1"] = {name: float(v) for name, v in zip(names, per_class, strict=True) if v == v}
     result["protocol"] = {"task": "classify", "samples": int(labelled.sum()), **protocol}
     return result, probabilities, targets

@@ -48,7 +48,10 @@ def _video_options(codec: str, gop: int, quality: int) -> dict[str, str]:
         return {"crf": str(quality), "preset": "veryfast", "threads": "1", "g": str(gop), "keyint_min": str(gop),
                 "sc_threshold": "0", "flags": "+bitexact"}
     if codec == "mpeg4":
-        return {"qscale": str(max(1, min(31, quality // 6))), "g": str(gop), "flags": "+bitexact"}
+        # A fixed quantiser needs the +qscale flag and qmin = qmax; a "qscale" option alone is ignored
+        # and the encoder falls back to ~4 kbit/s rate control, smearing later frames.
+        quantiser = str(max(2, min(31, quality // 6)))
+        return {"flags": "+qscale+bitexact", "qmin": quantiser, "qmax": quantiser, "g": str(gop)}
     raise ValueError(f"codec must be one of {VIDEO_CODECS}, got '{codec}'")
 
 
@@ -87,6 +90,7 @@ def write_video(
         container = av.open(str(tmp), mode="w", format="mp4", options={"fflags": "+bitexact"})
         try:
             vstream = container.add_stream(codec, rate=rate, options=options)
+            assert isinstance(vstream, av.video.stream.VideoStream)
             vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
             vstream.codec_context.gop_size = gop
             vstream.thread_count = 1

@@ -13,7 +13,6 @@ class names. The trainer and the evaluators only talk to this surface:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -115,19 +114,14 @@ class Method(nn.Module):
         return [ParamGroup("all", [p for p in self.parameters() if p.requires_grad])]
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The tensors a checkpoint stores: trainable parameters and the buffers of modules that train.
+        """The tensors a checkpoint stores: trainable parameters and buffers, without frozen towers.
 
-        Frozen towers are left out (they are reloaded from the backbone spec), so checkpoints of
-        methods on a frozen ViT stay small.
+        A direct submodule whose parameters are all frozen (e.g. a frozen CLIP) is left out whole —
+        it is reloaded from the backbone spec — so checkpoints of methods on a frozen ViT stay small.
         """
+        frozen = {name for name, child in self.named_children()
+                  if any(True for _ in child.parameters()) and not any(p.requires_grad for p in child.parameters())}
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        state = {name: t for name, t in self.state_dict().items() if name in trainable}
-        for module_name, module in self._training_modules():
-            for buffer_name, buffer in module.named_buffers(recurse=False):
-                state[f"{module_name}.{buffer_name}" if module_name else buffer_name] = buffer
-        return state
-
-    def _training_modules(self) -> Iterator[tuple[str, nn.Module]]:
-        for name, module in self.named_modules():
-            if any(p.requires_grad for p in module.parameters(recurse=False)):
-                yield name, module
+        parameters = {name for name, _ in self.named_parameters()}
+        return {name: tensor for name, tensor in self.state_dict().items()
+                if name.split(".", 1)[0] not in frozen and (name in trainable or name not in parameters)}

@@ -34,6 +34,8 @@ class FrameProbeConfig:
         train_sampling: frame sampling at training time; ``uniform`` keeps samples fixed so the
             frozen features can be cached, ``random`` (TSN) varies them per epoch.
         augment: random resized crop + flip at training time (disables the feature cache).
+        feature_norm: standardise the pooled features with a BatchNorm without affine parameters before
+            the head (the MAE linear-probe recipe: the head sees unit-scale features whatever the tower).
         dropout: dropout before the head.
         label_smoothing: cross-entropy label smoothing.
         eval_clips, eval_crops: multi-view testing (temporal clips × 1 or 3 crops).
@@ -43,6 +45,7 @@ class FrameProbeConfig:
     frames: int = 8
     train_sampling: str = "uniform"
     augment: bool = False
+    feature_norm: bool = True
     dropout: float = 0.0
     label_smoothing: float = 0.0
     eval_clips: int = 1
@@ -59,7 +62,7 @@ class FrameProbeConfig:
 
 
 class FrameProbe(Method):
-    """Frozen image tower → per-frame embeddings ``[B,T,D]`` → mean over T → linear head ``[B,C]``."""
+    """Frozen image tower → per-frame embeddings ``[B,T,D]`` → mean over T → (norm) → linear head ``[B,C]``."""
 
     name = "frame-probe"
     Config = FrameProbeConfig
@@ -71,6 +74,7 @@ class FrameProbe(Method):
         if len(class_names) < 2:
             raise ConfigError(f"{self.name} needs at least 2 classes, got {class_names}")
         backbone.freeze(image=not self.train_image_tower, text="all")
+        self.norm = nn.BatchNorm1d(backbone.embed_dim, affine=False) if cfg.feature_norm else nn.Identity()
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(backbone.embed_dim, len(class_names))
 
@@ -95,7 +99,7 @@ class FrameProbe(Method):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         features = batch["features"] if "features" in batch else self.frame_features(batch["pixels"])
-        return {"logits": self.head(self.dropout(features.mean(dim=1)))}
+        return {"logits": self.head(self.dropout(self.norm(features.mean(dim=1))))}
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         cfg: FrameProbeConfig = self.cfg

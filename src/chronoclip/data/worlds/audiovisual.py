@@ -22,8 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from chronoclip.data.worlds.base import World, WorldParams, assign_splits, write_world
-from chronoclip.data.worlds.universe import COLOURS, SHAPES, SIZES, SOUNDS, STYLES, Thing, object_sound, \
-    render_background, render_scene
+from chronoclip.data.worlds.universe import (
+    COLOURS,
+    SHAPES,
+    SIZES,
+    SOUNDS,
+    STYLES,
+    Thing,
+    object_sound,
+    render_background,
+    render_scene,
+)
 from chronoclip.io.writers import write_video
 
 log = logging.getLogger(__name__)
@@ -94,7 +103,9 @@ def plan_clip(label: str, params: AudiovisualParams, rng: np.random.Generator) -
 
 
 def _label_at(plan: ClipPlan, time: float) -> str:
-    return plan.second_label if plan.switch_time is not None and time >= plan.switch_time else plan.label
+    if plan.second_label is not None and plan.switch_time is not None and time >= plan.switch_time:
+        return plan.second_label
+    return plan.label
 
 
 def render_video(plan: ClipPlan, params: AudiovisualParams, rng: np.random.Generator) -> np.ndarray:
@@ -126,7 +137,7 @@ def render_audio(plan: ClipPlan, params: AudiovisualParams, rng: np.random.Gener
     click = np.hanning(round(_CLICK_SECONDS * rate)).astype(np.float32) * 6 * np.sqrt(tone_power)
     for time in plan.events + plan.offset:
         start = round(time * rate)
-        if 0 <= start and start + len(click) <= total:
+        if start >= 0 and start + len(click) <= total:
             wave[start:start + len(click)] += click * rng.choice([-1.0, 1.0])
     return (0.9 * wave / max(float(np.abs(wave).max()), 1e-6)).astype(np.float32)
 
@@ -135,7 +146,7 @@ def generate(out: Path, params: AudiovisualParams) -> Path:
     """Write ``clips/NNNNN.mp4`` (H.264 + PCM audio) and the manifest."""
     rng = np.random.default_rng(params.seed)
     splits = {label: assign_splits(params.n, params.splits, rng) for label in CLASSES}
-    records = []
+    records: list[dict[str, object]] = []
     for repeat in range(params.n):
         for label in CLASSES:
             plan = plan_clip(label, params, rng)

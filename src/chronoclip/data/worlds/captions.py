@@ -1,8 +1,9 @@
 """The ``captions`` world: captioned still images of the universe in the source style.
 
-The pretraining data of ``tiny-world``: one or two objects per image, captions that name shape (with
-synonyms), colour, size and position, so a CLIP trained on it learns the universe's vocabulary. Only
-the source style is used; the shifted styles are left for domain adaptation.
+The pretraining data of ``tiny-world``: one or two non-overlapping objects per image, captions that
+name every object's size, colour, shape (with synonyms) and position, so a CLIP trained on it learns
+the universe's vocabulary. Only the source style is used; the shifted styles are left for domain
+adaptation. The ``shape`` and ``colour`` columns (of the first object named) serve zero-shot evaluation.
 """
 
 from __future__ import annotations
@@ -14,27 +15,30 @@ from pathlib import Path
 import numpy as np
 
 from chronoclip.data.worlds.base import World, WorldParams, assign_splits, write_world
-from chronoclip.data.worlds.universe import SHAPES, STYLES, describe, random_thing, render_scene
+from chronoclip.data.worlds.universe import COLOURS, SHAPES, STYLES, Thing, describe, random_thing, render_scene
 from chronoclip.io.writers import write_png
 
 log = logging.getLogger(__name__)
 
-_ONE = ("{a}", "a photo of {a}", "there is {a}", "an image of {a}", "{a} on a grey background")
+_ONE = ("{a}", "a photo of {a}", "there is {a}", "an image of {a}", "{a} on a grey background",
+        "a picture of {a} on a plain background")
 _TWO = ("{a} and {b}", "{a} next to {b}", "a photo of {a} and {b}", "there is {a} and {b}")
+#: Draws of a second object before an image keeps only its first (the objects must not overlap).
+_PLACEMENT_TRIES = 20
 
 
 @dataclass
 class CaptionsParams(WorldParams):
-    """Parameters of the captions world.
+    """Parameters of the ``captions`` world.
 
     Attributes:
         n: number of images.
         size: image side in pixels.
-        two_objects: fraction of images with a second object.
+        two_objects: fraction of images that try to place a second object beside the first.
     """
 
     n: int = 2000
-    size: int = 32
+    size: int = 64
     two_objects: float = 0.3
 
     def __post_init__(self) -> None:
@@ -43,24 +47,46 @@ class CaptionsParams(WorldParams):
             raise ValueError(f"need n >= 1, size >= 8 and two_objects in [0, 1]; got {self}")
 
 
+def apart(a: Thing, b: Thing, gap: float = 0.02) -> bool:
+    """Whether two objects' discs (diameter ``size``) are separated by at least ``gap`` (frame fractions)."""
+    return float(np.hypot(a.x - b.x, a.y - b.y)) > (a.size + b.size) / 2 + gap
+
+
+def scene(rng: np.random.Generator, two_objects: float) -> list[Thing]:
+    """One random object, and with probability ``two_objects`` a second one that does not overlap it."""
+    first = random_thing(rng)
+    if rng.random() >= two_objects:
+        return [first]
+    for _ in range(_PLACEMENT_TRIES):
+        second = random_thing(rng)
+        if apart(first, second):
+            return [first, second]
+    return [first]
+
+
+def caption(things: list[Thing], rng: np.random.Generator) -> str:
+    """A caption naming every object (size, colour, shape synonym, position) from a random template."""
+    phrases = [describe(thing, rng) for thing in things]
+    if len(phrases) == 1:
+        return str(rng.choice(_ONE)).format(a=phrases[0])
+    return str(rng.choice(_TWO)).format(a=phrases[0], b=phrases[1])
+
+
 def generate(out: Path, params: CaptionsParams) -> Path:
-    """Write ``images/NNNNN.png`` and a manifest (path, text, split, shape, colour of the first object)."""
+    """Write ``images/NNNNN.png`` (``uint8 [size, size, 3]``) and a manifest: path, text, split, and
+    extras ``shape`` and ``colour`` (of the first object named) and ``objects`` (1 or 2)."""
     rng = np.random.default_rng(params.seed)
     splits = assign_splits(params.n, params.splits, rng)
     records = []
     for index in range(params.n):
-        things = [random_thing(rng)]
-        if rng.random() < params.two_objects:
-            things.append(random_thing(rng))
-        image = render_scene(things, params.size, STYLES["source"], rng)
-        template = str(rng.choice(_TWO if len(things) == 2 else _ONE))
-        text = template.format(a=describe(things[0], rng), b=describe(things[-1], rng))
+        things = scene(rng, params.two_objects)
         path = out / "images" / f"{index:05d}.png"
-        write_png(path, image)
-        records.append({"path": path, "text": text, "split": splits[index], "shape": things[0].shape,
-                        "colour": things[0].colour, "objects": len(things)})
+        write_png(path, render_scene(things, params.size, STYLES["source"], rng))
+        records.append({"path": path, "text": caption(things, rng), "split": splits[index],
+                        "shape": things[0].shape, "colour": things[0].colour, "objects": len(things)})
     log.info("captions: wrote %d images to %s", len(records), out)
-    return write_world(out, "captions", params, records, {"shapes": list(SHAPES), "style": "source"})
+    return write_world(out, "captions", params, records,
+                       {"shapes": list(SHAPES), "colours": list(COLOURS), "style": "source"})
 
 
 WORLD = World("captions", CaptionsParams, generate, "captioned still images in the source style (CLIP pretraining)")
