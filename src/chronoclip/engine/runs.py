@@ -133,8 +133,11 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
     trainer = Trainer(model, cfg, train_set, out, validate, accelerator)
     trainer.fit(resume=resume)
     run = load_run(out)
-    if accelerator.is_main_process and "test" in manifest.splits:
-        run.metrics = evaluate(run, manifest, split="test", out=out, device=accelerator.device)
+    final_split = next((s for s in ("test", "val") if s in manifest.splits), None)
+    if final_split != "test":
+        log.warning("%s has no test split: final metrics are on %s", manifest.name, final_split or "nothing")
+    if accelerator.is_main_process and final_split is not None:
+        run.metrics = evaluate(run, manifest, split=final_split, out=out, device=accelerator.device)
     return run
 
 

@@ -1,0 +1,102 @@
+"""Every registered method trains on a tiny world (loss falls, outputs and predict are well formed),
+and the run API / CLI write, reload and evaluate run folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from chronoclip.cli import main
+from chronoclip.data.datasets import ManifestDataset, collate
+from chronoclip.data.manifest import load_manifest
+from chronoclip.data.worlds import make_world
+from chronoclip.engine.logging import read_history
+from chronoclip.engine.runs import build_run_config, evaluate, load_run, train
+from chronoclip.errors import ChronoclipError, ConfigError
+from chronoclip.methods import get_method, list_methods
+
+FAST = ["train.epochs=4", "train.batch_size=4", "optim.lr=0.01", "model.frames=4", "train.log_every=1000"]
+
+
+@pytest.fixture(scope="module")
+def motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_world("motion", tmp_path_factory.mktemp("motion"), seed=0, n=3, frames=8, size=32)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_trains_and_predicts(name: str, motion: Path, tmp_path: Path) -> None:
+    run = train(name, motion, tmp_path, backbone="tiny", overrides=FAST)
+    losses = [row["loss"] for row in read_history(tmp_path / "metrics.jsonl") if "loss" in row]
+    assert len(losses) >= 8
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    assert {"top1", "top5", "mean_class_acc", "protocol"} <= set(run.metrics)
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "plots" / "loss.png").is_file()
+    manifest = load_manifest(motion)
+    dataset = ManifestDataset(manifest.split("test"), run.method.sample_spec(), run.class_names, train=False)
+    batch = collate([dataset[0], dataset[1]])
+    batch["pixels"] = batch["pixels"][:, 0]  # one view
+    with torch.no_grad():
+        logits = run.method(batch)["logits"]
+        predictions = run.method.predict(batch)
+    assert logits.shape == (2, len(run.class_names))
+    assert len(predictions) == 2 and predictions[0]["label"] in run.class_names
+    probabilities = [p["probability"] for p in predictions[0]["top"]]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
+    assert predictions[0]["label"] == run.class_names[int(logits[0].argmax())]
+
+
+def test_frozen_method_checkpoints_leave_the_tower_out(motion: Path, tmp_path: Path) -> None:
+    run = train("frame-probe", motion, tmp_path, overrides=[*FAST, "train.epochs=1"])
+    state = run.method.trainable_state()
+    assert not any(name.startswith("backbone.") for name in state)
+    assert {"head.weight", "head.bias", "norm.running_mean"} <= set(state)
+    finetune = get_method("finetune")(get_method("finetune").Config(), run.method.backbone, run.class_names)
+    assert any(name.startswith("backbone.") for name in finetune.trainable_state())
+
+
+def test_reload_and_evaluate_reproduce_the_metrics(motion: Path, tmp_path: Path) -> None:
+    run = train("frame-probe", motion, tmp_path / "run", overrides=FAST)
+    again = evaluate(load_run(tmp_path / "run"), motion, split="test")
+    assert again["top1"] == pytest.approx(run.metrics["top1"])
+    assert again["protocol"]["split"] == "test" and again["protocol"]["clips"] == 1
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(motion: Path, tmp_path: Path) -> None:
+    train("frame-probe", motion, tmp_path, overrides=[*FAST, "train.epochs=1"])
+    with pytest.raises(ChronoclipError, match="--resume"):
+        train("frame-probe", motion, tmp_path, overrides=FAST)
+    resumed = train("frame-probe", motion, tmp_path, overrides=["train.epochs=2"], resume=True)
+    assert resumed.config.train.epochs == 2
+
+
+def test_multi_view_evaluation_states_its_protocol(motion: Path, tmp_path: Path) -> None:
+    run = train("frame-probe", motion, tmp_path, overrides=[*FAST, "train.epochs=1", "model.eval_clips=2",
+                                                           "model.eval_crops=3"])
+    assert run.metrics["protocol"]["clips"] == 2 and run.metrics["protocol"]["crops"] == 3
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="model.frames"):
+        build_run_config("frame-probe", overrides=["model.frames=0"])
+    with pytest.raises(ConfigError, match="unknown method 'dist2'"):
+        build_run_config("dist2")
+
+
+def test_cli_world_train_eval_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["world", "motion", str(tmp_path / "w"), "--seed", "1", "n=3", "frames=8", "size=32"]) == 0
+    manifest = tmp_path / "w" / "manifest.csv"
+    assert main(["data", "check", str(manifest), "--decode"]) == 0
+    assert "decoded" in capsys.readouterr().out
+    assert main(["train", "frame-probe", "--data", str(manifest), "--out", str(tmp_path / "r"), *FAST,
+                 "train.epochs=1"]) == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["protocol"]["split"] == "test"
+    assert main(["eval", str(tmp_path / "r"), "--data", str(manifest)]) == 0
+    assert (tmp_path / "r" / "eval-test" / "metrics.json").is_file()
+    assert main(["train", "frame-probe", "--data", str(tmp_path / "none.csv"), "--out", str(tmp_path / "x")]) == 2
+    assert "manifest file not found" in capsys.readouterr().err
+    assert main(["train", "frame-probe", "--data", str(manifest), "--out", str(tmp_path / "y"), "train.epoch=1"]) == 2
+    assert main(["backbone", "info", "tiny"]) == 0
+    assert json.loads(capsys.readouterr().out)["embed_dim"] == 64
