@@ -5,7 +5,10 @@ A random-init ViT-B/16 (``clip-b16``: weight values do not change cost) sees cli
 allocated; CPU: peak resident set size of the process, which includes the ~0.5 GB interpreter +
 torch baseline). Prints median training-step time and peak memory side by side, with ratios.
 
-Run: ``python benchmarks/train_cost.py [--steps 3] [--batch 1] [--frames 8] [--device auto|cpu|cuda]``
+Then the frozen-feature cache: ``frame-probe`` training epochs on a small ``motion`` world with the
+cache off (decode + ViT every epoch), cold (first epoch fills the cache) and warm (a new run reuses it).
+
+Run: ``python benchmarks/train_cost.py [--steps 3] [--batch 2] [--frames 8] [--device auto|cpu|cuda]``
 """
 
 from __future__ import annotations
@@ -60,12 +63,39 @@ def measure(method: str, steps: int, batch: int, frames: int, device: str) -> di
     return {"step_s": statistics.median(times), "peak_mib": peak, "trainable_params": trainable}
 
 
+def cache_epochs(frames: int, clips_per_class: int) -> dict[str, float]:
+    """Seconds per training epoch of frame-probe (ViT-B/16) with the feature cache off, cold and warm."""
+    import tempfile
+    from pathlib import Path
+
+    from chronoclip.data.worlds import make_world
+    from chronoclip.engine.logging import read_history
+    from chronoclip.engine.runs import train
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        manifest = make_world("motion", root / "world", n=clips_per_class, splits=[1.0, 0.0, 0.0])
+        common = ["train.epochs=2", "train.batch_size=4", f"model.frames={frames}", "train.eval_every=0",
+                  f"train.cache_dir={root / 'cache'}"]
+        result = {}
+        for name, extra in (("off", ["train.cache=false"]), ("cold", []), ("warm", [])):
+            started = time.perf_counter()
+            train("frame-probe", manifest, root / name, backbone="clip-b16", overrides=[*common, *extra])
+            total = time.perf_counter() - started
+            steps = [r["time"] for r in read_history(root / name / "metrics.jsonl") if "loss" in r]
+            half = len(steps) // 2
+            result[f"{name}_run_s"] = total
+            result[f"{name}_epoch2_s"] = steps[-1] - steps[half - 1]
+        return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--cache-clips", type=int, default=2, help="motion clips per class for the cache runs")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -90,9 +120,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {method} | {r['trainable_params']:,} | {r['step_s']:.3f} | {r['peak_mib']:.0f} |")
     print(f"| ratio frame-probe / finetune | | {probe['step_s'] / full['step_s']:.2f}x | "
           f"{probe['peak_mib'] / full['peak_mib']:.2f}x |")
+    cache = cache_epochs(args.frames, args.cache_clips)
+    print(f"\nframe-probe on ViT-B/16, motion world ({10 * args.cache_clips} clips): 2-epoch run incl. cache fill")
+    print("| feature cache | whole run (s) | 2nd epoch (s) |\n|---|---:|---:|")
+    for name in ("off", "cold", "warm"):
+        print(f"| {name} | {cache[name + '_run_s']:.1f} | {cache[name + '_epoch2_s']:.2f} |")
+    print(f"| speed-up of an epoch on cached features vs off | | "
+          f"{cache['off_epoch2_s'] / max(cache['warm_epoch2_s'], 1e-9):.0f}x |")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"config": vars(args), "results": results}, handle, indent=2)
+            json.dump({"config": vars(args), "results": results, "cache": cache}, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def test_multi_view_evaluation_states_its_protocol(motion: Path, tmp_path: Path)
 
 
 def test_config_errors_name_the_key() -> None:
-    with pytest.raises(ConfigError, match="model.frames"):
+    with pytest.raises(ConfigError, match=r"model\.frames"):
         build_run_config("frame-probe", overrides=["model.frames=0"])
     with pytest.raises(ConfigError, match="unknown method 'dist2'"):
         build_run_config("dist2")
@@ -100,3 +100,22 @@ def test_cli_world_train_eval_and_errors(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["train", "frame-probe", "--data", str(manifest), "--out", str(tmp_path / "y"), "train.epoch=1"]) == 2
     assert main(["backbone", "info", "tiny"]) == 0
     assert json.loads(capsys.readouterr().out)["embed_dim"] == 64
+
+
+def test_feature_cache_gives_the_same_training_and_is_reused(motion: Path, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    cache = f"train.cache_dir={tmp_path / 'cache'}"
+    train("frame-probe", motion, tmp_path / "off", overrides=[*FAST, "train.cache=false"])
+    with caplog.at_level("INFO", logger="chronoclip.engine.features"):
+        train("frame-probe", motion, tmp_path / "cold", overrides=[*FAST, cache])
+        cold = [r.getMessage() for r in caplog.records if "feature cache" in r.getMessage()]
+        caplog.clear()
+        train("frame-probe", motion, tmp_path / "warm", overrides=[*FAST, cache])
+        warm = [r.getMessage() for r in caplog.records if "feature cache" in r.getMessage()]
+    assert all("0 hits" in m for m in cold) and all(" 0 computed" in m for m in warm) and warm
+
+    def losses(name: str) -> list[float]:
+        return [r["loss"] for r in read_history(tmp_path / name / "metrics.jsonl") if "loss" in r]
+
+    assert losses("cold") == pytest.approx(losses("off"), abs=1e-5)
+    assert losses("warm") == pytest.approx(losses("cold"), abs=1e-6)

@@ -47,7 +47,9 @@ class TrainConfig:
         checkpoint_every: optimizer steps between checkpoints (0 = once per epoch).
         keep_last: checkpoints kept (the best one is always kept in addition).
         best_metric: validation metric that selects the best checkpoint (empty = the method's default).
-        cache: ``auto`` uses the frozen-feature cache when the method allows it; ``off`` never does.
+        cache: use the frozen-feature cache when the method has a frozen extractor and the samples are
+            the same every epoch (``false`` never does).
+        cache_dir: the feature cache folder (empty: ``$CHRONOCLIP_CACHE`` or ``~/.cache/chronoclip/features``).
     """
 
     epochs: int = 10
@@ -64,7 +66,8 @@ class TrainConfig:
     checkpoint_every: int = 0
     keep_last: int = 2
     best_metric: str = ""
-    cache: str = "auto"
+    cache: bool = True
+    cache_dir: str = ""
 
 
 @dataclass
@@ -130,7 +133,6 @@ def validate_engine_config(cfg: RunConfig) -> None:
     """Range and choice checks the types alone cannot express; raises ConfigError naming the key."""
     _check_choice("train", "precision", cfg.train.precision, PRECISIONS)
     _check_choice("train", "device", cfg.train.device, ("auto", "cpu"))
-    _check_choice("train", "cache", cfg.train.cache, ("auto", "off"))
     _check_choice("optim", "name", cfg.optim.name, OPTIMIZERS)
     _check_choice("schedule", "name", cfg.schedule.name, SCHEDULES)
     positive = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,

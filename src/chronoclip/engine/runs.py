@@ -22,11 +22,13 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from torch.utils.data import Dataset
 
 from chronoclip.config import RunConfig, merge_config, read_yaml, to_yaml, validate_engine_config
 from chronoclip.data.datasets import ManifestDataset
 from chronoclip.data.manifest import Manifest, load_manifest
 from chronoclip.engine import checkpoint as ckpt
+from chronoclip.engine.features import cache_root, cached_features
 from chronoclip.engine.logging import read_history
 from chronoclip.engine.trainer import Trainer, load_trainable_state, make_accelerator
 from chronoclip.errors import ChronoclipError, ConfigError
@@ -119,15 +121,22 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(saved) as temp:
             temp.write_text(to_yaml(cfg), encoding="utf-8")
-    train_set = ManifestDataset(train_rows, spec, class_names, train=True, seed=cfg.train.seed)
+    train_set: Dataset[Any] = ManifestDataset(train_rows, spec, class_names, train=True, seed=cfg.train.seed)
+    cached = uses_cache(model, cfg) and spec.deterministic(train=True)
+    if cached:
+        with accelerator.main_process_first():
+            train_set = _cached(model, train_set, cfg, accelerator.device)  # type: ignore[arg-type]
     val_rows = _split_or_none(manifest, "val")
     eval_kwargs = {"batch_size": cfg.train.batch_size, "device": accelerator.device, "progress": False}
+    val_set: Dataset[Any] | None = None
 
     def validate(method_: Method) -> dict[str, float] | None:
+        nonlocal val_set
         if val_rows is None:
             return None
-        dataset = ManifestDataset(val_rows, spec, class_names, train=False, seed=cfg.train.seed)
-        result, _, _ = evaluate_classification(method_, dataset, {"split": "val"}, **eval_kwargs)
+        if val_set is None:
+            val_set = eval_dataset(method_, cfg, val_rows, accelerator.device)
+        result, _, _ = evaluate_classification(method_, val_set, {"split": "val"}, **eval_kwargs)
         return {k: v for k, v in result.items() if isinstance(v, float)}
 
     trainer = Trainer(model, cfg, train_set, out, validate, accelerator)
@@ -165,6 +174,24 @@ def load_run(path: str | Path, checkpoint: str = "best") -> Run:
     return Run(path, cfg, method, metrics)
 
 
+def uses_cache(method: Method, cfg: RunConfig) -> bool:
+    """Whether a run's frozen features go through the feature cache."""
+    return cfg.train.cache and method.frozen_features() is not None
+
+
+def _cached(method: Method, dataset: ManifestDataset, cfg: RunConfig, device: torch.device | str) -> Dataset[Any]:
+    frozen = method.frozen_features()
+    assert frozen is not None
+    method.to(device)
+    return cached_features(dataset, frozen, cache_root(cfg.train.cache_dir), device, cfg.train.batch_size)
+
+
+def eval_dataset(method: Method, cfg: RunConfig, rows: Manifest, device: torch.device | str) -> Dataset[Any]:
+    """Evaluation samples of ``rows`` for ``method``: cached frozen features when the run uses the cache."""
+    dataset = ManifestDataset(rows, method.sample_spec(), method.class_names, train=False, seed=cfg.train.seed)
+    return _cached(method, dataset, cfg, device) if uses_cache(method, cfg) else dataset
+
+
 def _class_names_of(cfg: RunConfig) -> list[str]:
     return load_manifest(cfg.data, check_files=False).split("train").labels
 
@@ -175,7 +202,7 @@ def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: st
     manifest = data if isinstance(data, Manifest) else load_manifest(data)
     rows = manifest.split(split)
     spec = run.method.sample_spec()
-    dataset = ManifestDataset(rows, spec, run.class_names, train=False, seed=run.config.train.seed)
+    dataset = eval_dataset(run.method, run.config, rows, device)
     protocol = {"split": split, "manifest": manifest.name, "clips": spec.eval_clips, "crops": spec.eval_crops,
                 "frames": spec.frames, "sampling": spec.eval_sampling}
     result, probabilities, targets = evaluate_classification(

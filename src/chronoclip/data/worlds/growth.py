@@ -18,12 +18,12 @@ The generator follows the logic of the Funghi generator (spec C.2), written here
 
 Onsets are stratified and share one order (the first spore to germinate is the first to turn
 mycelial), so the number of spores falls and the number of mycelial colonies rises almost linearly
-in p, every colony finishes its hyphae before it turns mycelial, and every spore has germinated
-before any colony turns mycelial. The **stage** of a frame is the dominant structure type — the
-largest of the counts of spores, hyphal colonies and mycelial colonies, ties to the later stage —
-which makes it monotone within a series (spore until p ≈ 0.28, hyphae until p ≈ 0.7, then
-mycelium). ``stage_by_progress`` gives the threshold alternative (p < 1/3, < 2/3) for the
-sensitivity check of spec C.6.
+in p, every colony finishes its hyphae before it turns mycelial (given two or more spores), and
+every spore has germinated before any colony turns mycelial. The **stage** of a frame is the
+dominant structure type — the largest of the counts of spores, hyphal colonies and mycelial
+colonies, ties to the later stage — which makes it monotone within a series (spore until
+p ≈ 0.28, hyphae until p ≈ 0.7, then mycelium). ``stage_by_progress`` gives the threshold
+alternative (p < 1/3, < 2/3) for the sensitivity check of spec C.6.
 
 All frames of a series are drawn from one random state (the culture), and structures only ever
 grow: a pixel's hyphal coverage never falls as p rises.
@@ -90,7 +90,8 @@ class GrowthParams(WorldParams):
     """Parameters of the ``growth`` world.
 
     Attributes:
-        n_series: number of series (cultures); splits are assigned per series, never per frame.
+        n: number of series (cultures; the world's count, like every world's ``n``); splits are assigned per
+            series, never per frame.
         frames: frames per series, evenly spaced over [0, t_max_hours].
         size: image side in pixels.
         t_max_hours: the time span of every series, in hours.
@@ -100,7 +101,7 @@ class GrowthParams(WorldParams):
         style: rendering style, one of :data:`GROWTH_STYLES`.
     """
 
-    n_series: int = 60
+    n: int = 60
     frames: int = 12
     size: int = 64
     t_max_hours: float = 48.0
@@ -114,8 +115,8 @@ class GrowthParams(WorldParams):
             raise ValueError(f"temperatures must be among {sorted(RATES)}, got {self.temperatures}")
         if self.style not in GROWTH_STYLES:
             raise ValueError(f"style must be one of {GROWTH_STYLES}, got '{self.style}'")
-        if self.n_series < 1 or self.frames < 2 or self.size < 16 or self.spores < 1 or self.t_max_hours <= 0:
-            raise ValueError(f"need n_series >= 1, frames >= 2, size >= 16, spores >= 1 and t_max_hours > 0; "
+        if self.n < 1 or self.frames < 2 or self.size < 16 or self.spores < 1 or self.t_max_hours <= 0:
+            raise ValueError(f"need n >= 1, frames >= 2, size >= 16, spores >= 1 and t_max_hours > 0; "
                              f"got {self}")
 
 
@@ -283,7 +284,7 @@ def render(culture: Culture, progress: float, size: int) -> np.ndarray:
 
     Hyphae and mycelium are drawn first; the remaining spores (yellow circles of the universe) on top.
     """
-    style = STYLES["source"]
+    style = STYLES["source"]  # plain and noiseless: the output does not depend on the generators
     background = render_background(size, style, np.random.default_rng(0))
     coverage, colour = structures(culture, progress, size)
     canvas = background * (1 - coverage[..., None]) + colour * coverage[..., None]
@@ -344,12 +345,12 @@ def generate(out: Path, params: GrowthParams) -> Path:
     ``stage_by_progress``.
     """
     rng = np.random.default_rng(params.seed)
-    splits = assign_splits(params.n_series, params.splits, rng)
-    temperatures = [params.temperatures[i % len(params.temperatures)] for i in rng.permutation(params.n_series)]
+    splits = assign_splits(params.n, params.splits, rng)
+    temperatures = [params.temperatures[i % len(params.temperatures)] for i in rng.permutation(params.n)]
     records = []
-    for series in range(params.n_series):
+    for series in range(params.n):
         records += _series_rows(out, series, temperatures[series], splits[series], params, rng)
-    log.info("growth: wrote %d frames of %d series to %s", len(records), params.n_series, out)
+    log.info("growth: wrote %d frames of %d series to %s", len(records), params.n, out)
     return write_world(out, "growth", params, records, answer(params))
 
 
