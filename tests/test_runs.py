@@ -119,3 +119,16 @@ def test_feature_cache_gives_the_same_training_and_is_reused(motion: Path, tmp_p
 
     assert losses("cold") == pytest.approx(losses("off"), abs=1e-5)
     assert losses("warm") == pytest.approx(losses("cold"), abs=1e-6)
+
+
+def test_extract_prewarms_the_cache_frame_probe_uses(motion: Path, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    cache = tmp_path / "cache"
+    assert main(["extract", "--data", str(motion), "--cache-dir", str(cache), "--frames", "4",
+                 "--num-shards", "2", "--shard-id", "0"]) == 0
+    assert main(["extract", "--data", str(motion), "--cache-dir", str(cache), "--frames", "4",
+                 "--num-shards", "2", "--shard-id", "1"]) == 0
+    with caplog.at_level("INFO", logger="chronoclip.engine.features"):
+        train("frame-probe", motion, tmp_path / "run", overrides=[*FAST, f"train.cache_dir={cache}"])
+    messages = [r.getMessage() for r in caplog.records if "feature cache" in r.getMessage()]
+    assert messages and all(" 0 computed" in m for m in messages)

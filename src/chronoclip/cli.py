@@ -182,6 +182,29 @@ def _launch_distributed(nproc: int) -> int:
     return subprocess.call(command)
 
 
+@app.command()
+def extract(
+    data: Annotated[Path, typer.Option(help="Manifest whose media to embed.")],
+    backbone: Annotated[str, typer.Option(help="Preset, local Hugging Face CLIP folder or hub id.")] = "tiny",
+    frames: Annotated[int, typer.Option(min=1, help="Frames per video (uniform sampling).")] = 8,
+    split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
+    cache_dir: Annotated[str, typer.Option(help="Feature cache folder (default: $CHRONOCLIP_CACHE or "
+                                                "~/.cache/chronoclip/features).")] = "",
+    shard_id: Annotated[int, typer.Option(min=0, help="This process's share of the rows.")] = 0,
+    num_shards: Annotated[int, typer.Option(min=1, help="Processes sharing the work.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+) -> None:
+    """Cache frozen per-frame embeddings of a manifest (resumable; shardable across processes).
+
+    The entries are the ones `frame-probe` trains on with the same backbone and frames, so a later run
+    starts warm.
+    """
+    from chronoclip.engine.features import extract_manifest
+
+    report = extract_manifest(data, backbone, frames, split, cache_dir, shard_id, num_shards, batch_size)
+    typer.echo(json.dumps(report, indent=2))
+
+
 @app.command("eval")
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A run folder.")],

@@ -42,8 +42,8 @@ class SampleSpec:
     modality: str = "video"
     frames: int = 8
     image_size: int = 224
-    mean: tuple[float, float, float] = T.CLIP_MEAN
-    std: tuple[float, float, float] = T.CLIP_STD
+    mean: tuple[float, ...] = T.CLIP_MEAN
+    std: tuple[float, ...] = T.CLIP_STD
     train_sampling: str = "random"
     eval_sampling: str = "uniform"
     augment: bool = False

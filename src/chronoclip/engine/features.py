@@ -65,9 +65,14 @@ def feature_namespace(frozen: FrozenFeatures, dataset: ManifestDataset) -> dict[
     return {"feature": frozen.name, **frozen.namespace, **dataset.spec.pixel_params(dataset.train)}
 
 
-def cached_features(dataset: ManifestDataset, frozen: FrozenFeatures, root: Path, device: torch.device | str,
-                    batch_size: int = 16, progress: bool = True) -> CachedFeatures:
-    """Compute what the cache lacks for ``dataset`` (resumable) and return the data set of cached features."""
+def fill_cache(dataset: ManifestDataset, frozen: FrozenFeatures, root: Path, device: torch.device | str,
+               batch_size: int = 16, shard_id: int = 0, num_shards: int = 1, progress: bool = True
+               ) -> tuple[FeatureCache, list[str]]:
+    """Compute what the cache lacks for ``dataset`` (this process's shard of it); resumable after a kill.
+
+    Returns:
+        The cache and the keys of every row of ``dataset``, in row order.
+    """
     if not dataset.spec.deterministic(dataset.train):
         raise ValueError("samples vary between epochs (random sampling or augmentation): nothing to cache")
     position = {}
@@ -86,6 +91,37 @@ def cached_features(dataset: ManifestDataset, frozen: FrozenFeatures, root: Path
         return frozen.extract(pixels.flatten(0, 1)).float().cpu().unflatten(0, (len(batch), views))
 
     with FeatureCache(root, feature_namespace(frozen, dataset)) as cache:
-        report = extract_features(items, compute, cache, batch_size=batch_size, progress=progress)
+        report = extract_features(items, compute, cache, batch_size=batch_size, shard_id=shard_id,
+                                  num_shards=num_shards, progress=progress)
     log.info("feature cache %s: %d hits, %d computed", cache.path, report.cached, report.computed)
-    return CachedFeatures(dataset, cache.load_all([item.key() for item in items]))
+    return cache, [item.key() for item in items]
+
+
+def cached_features(dataset: ManifestDataset, frozen: FrozenFeatures, root: Path, device: torch.device | str,
+                    batch_size: int = 16, progress: bool = True) -> CachedFeatures:
+    """Fill the cache for ``dataset`` and return the data set of its cached features."""
+    cache, keys = fill_cache(dataset, frozen, root, device, batch_size, progress=progress)
+    return CachedFeatures(dataset, cache.load_all(keys))
+
+
+def extract_manifest(data: str | Path, backbone: str, frames: int = 8, split: str | None = None,
+                     cache_dir: str = "", shard_id: int = 0, num_shards: int = 1, batch_size: int = 16
+                     ) -> dict[str, Any]:
+    """``chronoclip extract``: cache the frame embeddings ``frame-probe`` uses, for every row (or one split)."""
+    from chronoclip.backbones import load_backbone
+    from chronoclip.data.datasets import SampleSpec
+    from chronoclip.data.manifest import load_manifest
+    from chronoclip.methods.baselines import frame_embeddings
+
+    manifest = load_manifest(data)
+    rows = manifest.split(split) if split else manifest
+    tower = load_backbone(backbone)
+    tower.freeze(image=True, text="all")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tower.to(device)
+    spec = SampleSpec(frames=frames, image_size=tower.image_size, mean=tower.mean, std=tower.std,
+                      train_sampling="uniform", label=False)
+    dataset = ManifestDataset(rows, spec, [], train=False)
+    cache, keys = fill_cache(dataset, frame_embeddings(tower), cache_root(cache_dir), device, batch_size,
+                             shard_id, num_shards)
+    return {"cache": str(cache.path), "rows": len(keys), "cached_now": len(cache), "shard": [shard_id, num_shards]}

@@ -61,6 +61,15 @@ class FrameProbeConfig:
             raise ConfigError(f"model.backbone_lr_scale={self.backbone_lr_scale} must be positive")
 
 
+def frame_embeddings(backbone: Any) -> FrozenFeatures:
+    """L2-normalised per-frame image embeddings ``[B,T,3,H,W] -> [B,T,D]`` of a frozen tower, as cached
+    by ``frame-probe`` and ``chronoclip extract`` (one definition, so both share cache entries)."""
+    @torch.no_grad()
+    def extract(pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(backbone.encode_video_frames(pixels), dim=-1)
+    return FrozenFeatures("frame_embeddings", extract, {"backbone": backbone.fingerprint(), "normalised": True})
+
+
 class FrameProbe(Method):
     """Frozen image tower → per-frame embeddings ``[B,T,D]`` → mean over T → (norm) → linear head ``[B,C]``."""
 
@@ -92,10 +101,7 @@ class FrameProbe(Method):
         return F.normalize(features, dim=-1)
 
     def frozen_features(self) -> FrozenFeatures | None:
-        if self.train_image_tower:
-            return None
-        return FrozenFeatures("frame_embeddings", self.frame_features,
-                              {"backbone": self.backbone.fingerprint(), "normalised": True})
+        return None if self.train_image_tower else frame_embeddings(self.backbone)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         features = batch["features"] if "features" in batch else self.frame_features(batch["pixels"])
