@@ -263,7 +263,7 @@ def test_package_exports_resolve() -> None:
     import chronoclip.io as io_package
 
     assert all(getattr(io_package, name) is not None for name in io_package.__all__)
-    assert set(io_package.__all__) == set(io_package._MODULE_OF)
+    assert set(io_package.__all__) == {n for names in io_package._EXPORTS.values() for n in names}
 
 
 def test_probe_cache_follows_file_changes(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ known answer checked on the decoded pixels and samples and on the written notes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import defaultdict
@@ -20,18 +19,11 @@ from chronoclip.data.worlds import make_world
 from chronoclip.data.worlds.audiovisual import CLASS_COLOURS
 from chronoclip.data.worlds.growth import RATES, STAGES, make_culture, stage_of, structures
 from chronoclip.data.worlds.universe import COLOURS, SOUNDS
+from folder_digest import folder_digest
 
 GROWTH: dict[str, Any] = {"n": 9, "frames": 8, "size": 32}
 AV: dict[str, Any] = {"n": 1, "duration": 4.0, "offset_fraction": 0.5, "switch_fraction": 0.25}
 FPS, RATE = 8.0, 16000
-
-
-def _digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _video(path: Path) -> np.ndarray:
@@ -97,8 +89,8 @@ def test_growth_writes_decodable_pngs_deterministically(tmp_path: Path) -> None:
     assert "dominant structure type" in info["answer"]["stage_rule"]
     make_world("growth", tmp_path / "b", seed=1, **GROWTH)
     make_world("growth", tmp_path / "c", seed=2, **GROWTH)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
+    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "c")
 
 
 def test_growth_splits_by_series_and_times_follow_the_rate(growth: Manifest) -> None:
@@ -173,8 +165,8 @@ def test_audiovisual_writes_decodable_clips_deterministically(tmp_path: Path) ->
     assert info["answer"]["classes"]["ring"] == {"colour": "white", "f0": 440.0, "harmonics": [1.0, 0.0, 0.0, 0.5]}
     make_world("audiovisual", tmp_path / "b", seed=1, **small)
     make_world("audiovisual", tmp_path / "c", seed=2, **small)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
+    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "c")
 
 
 def _check_sync(record: dict[str, Any], duration: float) -> None:

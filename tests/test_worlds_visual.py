@@ -3,7 +3,6 @@ files, and each world's known answer checked on the decoded pixels and the writt
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import re
@@ -23,6 +22,7 @@ from chronoclip.data.worlds.captions import apart, scene
 from chronoclip.data.worlds.domains import GENERIC_NOUNS
 from chronoclip.data.worlds.universe import COLOURS, SHAPES, SIZES, SYNONYMS, Thing
 from chronoclip.errors import ConfigError
+from folder_digest import folder_digest
 
 #: Small but complete versions of each world (parameters every world shares: seed, n, size).
 SMALL: dict[str, dict[str, Any]] = {
@@ -39,14 +39,6 @@ COLUMNS: dict[str, set[str]] = {
     "domains": {"path", "label", "text", "domain", "split", "caption_noise"},
 }
 ORDER_PAIRS: list[tuple[str, str]] = [(c.label, c.partner) for c in CLASSES if c.partner and c.label in FORWARD]
-
-
-def _digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _frames(path: Path) -> np.ndarray:
@@ -102,8 +94,8 @@ def test_world_files_validate_decode_and_are_a_function_of_the_seed(name: str, t
             assert _frames(record["path"]).shape == (params["frames"], params["size"], params["size"], 3)
     make_world(name, tmp_path / "b", seed=1, **params)
     make_world(name, tmp_path / "c", seed=2, **params)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
+    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "c")
 
 
 @pytest.mark.parametrize(("name", "override"), [

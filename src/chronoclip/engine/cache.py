@@ -67,7 +67,7 @@ import torch
 from safetensors.torch import save_file
 
 from chronoclip.errors import ChronoclipError, MediaError
-from chronoclip.io.writers import atomic_path
+from chronoclip.io.writers import atomic_path, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,6 @@ def item_key(path: str | Path, start: float | None = None, end: float | None = N
         raise MediaError(path, "cannot stat the file for its feature-cache key", str(exc)) from exc
     return (f"{resolved}|size={stat.st_size}|mtime_ns={stat.st_mtime_ns}|start={_seconds(start)}"
             f"|end={_seconds(end)}|view={'-' if view is None else int(view)}")
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -389,7 +381,7 @@ class FeatureCache:
         with atomic_path(shard) as temp:
             save_file({_TENSOR: torch.stack([self._pending[key] for key in keys])}, str(temp),
                       metadata={"format": str(FORMAT_VERSION), "namespace": self.hash})
-        _fsync_dir(shard.parent)
+        fsync_dir(shard.parent)
         record = {"shard": name, "rows": len(keys), "shape": list(self._item[0]), "dtype": _dtype_name(self._item[1]),
                   "keys": keys}
         self._append_record(record)
@@ -412,7 +404,7 @@ class FeatureCache:
         finally:
             os.close(descriptor)
         if created:
-            _fsync_dir(fragment.parent)
+            fsync_dir(fragment.parent)
 
     def close(self) -> None:
         """Flush and release the shard memory maps."""

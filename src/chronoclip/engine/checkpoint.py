@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from chronoclip.errors import ChronoclipError
-from chronoclip.io.writers import atomic_path
+from chronoclip.io.writers import atomic_path, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,6 @@ class Checkpoint:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
@@ -110,7 +102,7 @@ def save_checkpoint(folder: str | Path, step: int, weights: Mapping[str, torch.T
     if final.exists():  # re-saving a step (e.g. the final save after a signal): replace it whole
         shutil.rmtree(final)
     os.replace(temp, final)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return final
 
 

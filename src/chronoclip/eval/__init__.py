@@ -14,8 +14,9 @@ pay for scikit-learn or matplotlib.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from chronoclip._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from chronoclip.eval.linear_probe import (
@@ -69,7 +70,6 @@ _EXPORTS = {
                                   "load_templates", "template_sets", "validate_templates",
                                   "zero_shot_scores"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "RETRIEVAL_TIE_POLICY",
@@ -104,15 +104,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first access (PEP 562)."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

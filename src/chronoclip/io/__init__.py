@@ -8,8 +8,9 @@ and engine packages) does not pay for importing torch and transformers, which on
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from chronoclip._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from chronoclip.io.audio import MelConfig, load_audio, log_mel, mel_filters, resample
@@ -33,7 +34,6 @@ _EXPORTS = {
                             "read_frames", "read_video", "sample_frame_indices"),
     "chronoclip.io.writers": ("write_png", "write_video", "write_wav"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "STRATEGIES",
@@ -56,15 +56,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first access (PEP 562)."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -20,6 +20,15 @@ import soundfile
 from PIL import Image
 
 
+def fsync_dir(path: str | Path) -> None:
+    """Flush a folder's entries (renames, new files) to disk, so a completed rename survives a crash."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
