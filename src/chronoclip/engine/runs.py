@@ -143,8 +143,10 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
     trainer.fit(resume=resume)
     run = load_run(out)
     final_split = next((s for s in ("test", "val") if s in manifest.splits), None)
-    if final_split != "test":
-        log.warning("%s has no test split: final metrics are on %s", manifest.name, final_split or "nothing")
+    if final_split is None:
+        log.warning("%s has no test or val split: no final metrics (metrics.json is not written)", manifest.name)
+    elif final_split != "test":
+        log.warning("%s has no test split: final metrics are on the val split", manifest.name)
     if accelerator.is_main_process and final_split is not None:
         run.metrics = evaluate(run, manifest, split=final_split, out=out, device=accelerator.device)
     return run
