@@ -27,6 +27,7 @@ import torch
 from transformers.audio_utils import mel_filter_bank
 
 from chronoclip.errors import ConfigError, MediaError
+from chronoclip.io.files import stat_media
 
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
 
@@ -74,7 +75,7 @@ def load_audio(
     if duration is not None and not duration > 0:
         raise ValueError(f"duration must be > 0 or None, got {duration}")
     path = Path(path)
-    _check_file(path)
+    stat_media(path)
     if path.suffix.lower() in SOUNDFILE_SUFFIXES:
         wave = _load_soundfile(path, sample_rate, start, duration)
     else:
@@ -82,16 +83,6 @@ def load_audio(
     if duration is not None:
         wave = _fit(wave, round(duration * sample_rate))
     return wave
-
-
-def _check_file(path: Path) -> None:
-    """MediaError if ``path`` is missing, not a regular file or empty."""
-    if not path.exists():
-        raise MediaError(path, "file not found")
-    if not path.is_file():
-        raise MediaError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes)")
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from chronoclip.errors import MediaError
+from chronoclip.io.files import stat_media
 
 # Modes holding one channel of more than 8 bits; scaled to 0..255 before the RGB conversion (Pillow's
 # own conversion of these to RGB clips at 255 instead of scaling).
@@ -29,12 +30,7 @@ def load_image(path: str | Path) -> np.ndarray:
         MediaError: missing, empty, truncated or unreadable file.
     """
     path = Path(path)
-    if not path.exists():
-        raise MediaError(path, "file not found")
-    if not path.is_file():
-        raise MediaError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes)")
+    stat_media(path)
     try:
         with Image.open(path) as image, warnings.catch_warnings():
             # Pillow warns (not raises) on some broken EXIF blocks; the pixels are still fine.

@@ -31,6 +31,7 @@ import av
 import numpy as np
 
 from chronoclip.errors import MediaError
+from chronoclip.io.files import stat_media
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray) -> VideoC
 def _open(path: str | Path) -> Iterator[tuple[av.container.InputContainer, _Probe]]:
     """Open ``path`` for decoding its first video stream; always closes; maps PyAV errors to MediaError."""
     path = Path(path)
-    stat = _stat_media(path)
+    stat = stat_media(path)
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError) as exc:
@@ -312,21 +313,6 @@ def _open(path: str | Path) -> Iterator[tuple[av.container.InputContainer, _Prob
                          hint="the file may be corrupt or truncated") from exc
     finally:
         container.close()
-
-
-def _stat_media(path: Path) -> os.stat_result:
-    """Stat ``path``; MediaError if it is missing, not a file or empty."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError as exc:
-        raise MediaError(path, "file not found") from exc
-    except OSError as exc:
-        raise MediaError(path, f"cannot access file ({exc.strerror})") from exc
-    if not path.is_file():
-        raise MediaError(path, "not a regular file")
-    if stat.st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes)")
-    return stat
 
 
 def _cached_probe(container: av.container.InputContainer, path: Path, stat: os.stat_result) -> _Probe:
