@@ -94,6 +94,9 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
           config: str | Path | None = None, overrides: Sequence[str] = (), resume: bool = False) -> Run:
     """Train ``method`` on the manifest's ``train`` split; evaluate on ``val`` each epoch and ``test`` at the end.
 
+    The final metrics use the best checkpoint by the validation metric when there is a ``val`` split,
+    else the last one.
+
     Args:
         method: a registered method name (``chronoclip.methods.list_methods()``).
         data: the manifest.
@@ -106,6 +109,9 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
     out = Path(out)
     saved = out / "config.yaml"
     if resume and saved.is_file():
+        saved_method = read_yaml(saved).get("method")
+        if saved_method != method:
+            raise ConfigError(f"{out} is a {saved_method} run; resume it with `chronoclip train {saved_method}`")
         cfg = build_run_config(method, config=saved, overrides=overrides)
     else:
         if not resume and ckpt.latest_checkpoint(out / "checkpoints") is not None:
