@@ -131,3 +131,12 @@ def test_parse_timestamp(value: object, seconds: float) -> None:
 def test_parse_timestamp_rejects(value: object) -> None:
     with pytest.raises(ValueError):
         parse_timestamp(value)
+
+
+def test_relative_path_objects_are_rebased_onto_the_manifest_folder(media: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(media.parent)
+    relative = Path(media.name) / "a.mp4"  # relative to the working directory, as `--out runs/x` gives
+    path = write_manifest([{"path": relative}], Path(media.name) / "out" / "m.csv")
+    assert path.read_text().splitlines()[1] == "../a.mp4"
+    assert load_manifest(path)[0]["path"] == (media / "a.mp4").resolve()

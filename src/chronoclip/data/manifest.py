@@ -310,11 +310,13 @@ def load_manifest(path: str | Path, check_files: bool = True, validate: bool = T
 
 
 def _serialise(value: Any, folder: Path) -> Any:
+    """Paths become relative to the manifest's folder (a relative ``Path`` is taken from the working directory)."""
     if isinstance(value, Path):
+        absolute = os.path.abspath(value)
         try:
-            return Path(os.path.relpath(value, folder)).as_posix() if value.is_absolute() else value.as_posix()
+            return Path(os.path.relpath(absolute, folder)).as_posix()
         except ValueError:  # different drive on Windows
-            return value.as_posix()
+            return Path(absolute).as_posix()
     return value
 
 
@@ -322,6 +324,8 @@ def write_manifest(records: Sequence[Mapping[str, Any]], path: str | Path) -> Pa
     """Write records atomically as CSV / JSONL / Parquet (by suffix), paths relative to the file.
 
     Columns present in any record are written, standard columns first; ``None`` becomes empty.
+    ``Path`` values are written relative to the manifest's folder (relative ``Path`` objects are read
+    from the working directory); strings are written as they are.
 
     Returns:
         The written path.
