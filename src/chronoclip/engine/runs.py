@@ -35,7 +35,7 @@ from chronoclip.errors import ChronoclipError, ConfigError
 from chronoclip.eval.classify import evaluate_classification
 from chronoclip.io.writers import atomic_path
 from chronoclip.methods import get_method
-from chronoclip.methods.base import Method
+from chronoclip.methods.base import FrozenFeatures, Method
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,10 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
         with atomic_path(saved) as temp:
             temp.write_text(to_yaml(cfg), encoding="utf-8")
     train_set: Dataset[Any] = ManifestDataset(train_rows, spec, class_names, train=True, seed=cfg.train.seed)
-    cached = uses_cache(model, cfg) and spec.deterministic(train=True)
-    if cached:
+    frozen = cache_extractor(model, cfg)
+    if frozen is not None and spec.deterministic(train=True):
         with accelerator.main_process_first():
-            train_set = _cached(model, train_set, cfg, accelerator.device)  # type: ignore[arg-type]
+            train_set = _cached(model, frozen, train_set, cfg, accelerator.device)  # type: ignore[arg-type]
     val_rows = _split_or_none(manifest, "val")
     eval_kwargs = {"batch_size": cfg.train.batch_size, "device": accelerator.device, "progress": False}
     val_set: Dataset[Any] | None = None
@@ -141,13 +141,15 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
         if val_rows is None:
             return None
         if val_set is None:
-            val_set = eval_dataset(method_, cfg, val_rows, accelerator.device)
+            val_set = eval_dataset(method_, cfg, val_rows, accelerator.device, frozen)
         result, _, _ = evaluate_classification(method_, val_set, {"split": "val"}, **eval_kwargs)
         return {k: v for k, v in result.items() if isinstance(v, float)}
 
     trainer = Trainer(model, cfg, train_set, out, validate, accelerator)
     trainer.fit(resume=resume)
-    run = load_run(out)
+    chosen = _chosen_checkpoint(out)
+    load_trainable_state(model, ckpt.load_checkpoint(chosen).weights, chosen)
+    run = Run(out, cfg, model.eval())
     final_split = next((s for s in ("test", "val") if s in manifest.splits), None)
     if final_split is None:
         log.warning("%s has no test or val split: no final metrics (metrics.json is not written)", manifest.name)
@@ -169,10 +171,7 @@ def load_run(path: str | Path, checkpoint: str = "best") -> Run:
         raise ChronoclipError(f"{path} is not a run folder (no config.yaml); train one with `chronoclip train`")
     raw = read_yaml(path / "config.yaml")
     cfg = build_run_config(raw.get("method", ""), config=path / "config.yaml")
-    chosen = ckpt.best_checkpoint(path / "checkpoints") if checkpoint == "best" else None
-    chosen = chosen or ckpt.latest_checkpoint(path / "checkpoints")
-    if chosen is None:
-        raise ChronoclipError(f"{path}: no checkpoint yet (checkpoints/ is empty)")
+    chosen = _chosen_checkpoint(path, checkpoint)
     loaded = ckpt.load_checkpoint(chosen)
     class_names = loaded.meta.get("class_names") or _class_names_of(cfg)
     method = _seeded_method(cfg, class_names)
@@ -182,22 +181,34 @@ def load_run(path: str | Path, checkpoint: str = "best") -> Run:
     return Run(path, cfg, method, metrics)
 
 
-def uses_cache(method: Method, cfg: RunConfig) -> bool:
-    """Whether a run's frozen features go through the feature cache."""
-    return cfg.train.cache and method.frozen_features() is not None
+def _chosen_checkpoint(path: Path, checkpoint: str = "best") -> Path:
+    """The run's ``best`` checkpoint (falling back to the latest), or its ``latest``."""
+    chosen = ckpt.best_checkpoint(path / "checkpoints") if checkpoint == "best" else None
+    chosen = chosen or ckpt.latest_checkpoint(path / "checkpoints")
+    if chosen is None:
+        raise ChronoclipError(f"{path}: no checkpoint yet (checkpoints/ is empty)")
+    return chosen
 
 
-def _cached(method: Method, dataset: ManifestDataset, cfg: RunConfig, device: torch.device | str) -> Dataset[Any]:
-    frozen = method.frozen_features()
-    assert frozen is not None
+def cache_extractor(method: Method, cfg: RunConfig) -> FrozenFeatures | None:
+    """The frozen extractor whose outputs the run caches, or ``None`` when the cache is not used.
+
+    Computed once per run or evaluation: its namespace hashes the backbone's weights.
+    """
+    return method.frozen_features() if cfg.train.cache else None
+
+
+def _cached(method: Method, frozen: FrozenFeatures, dataset: ManifestDataset, cfg: RunConfig,
+            device: torch.device | str) -> Dataset[Any]:
     method.to(device)
     return cached_features(dataset, frozen, cache_root(cfg.train.cache_dir), device, cfg.train.batch_size)
 
 
-def eval_dataset(method: Method, cfg: RunConfig, rows: Manifest, device: torch.device | str) -> Dataset[Any]:
-    """Evaluation samples of ``rows`` for ``method``: cached frozen features when the run uses the cache."""
+def eval_dataset(method: Method, cfg: RunConfig, rows: Manifest, device: torch.device | str,
+                 frozen: FrozenFeatures | None) -> Dataset[Any]:
+    """Evaluation samples of ``rows`` for ``method``: cached frozen features when ``frozen`` is given."""
     dataset = ManifestDataset(rows, method.sample_spec(), method.class_names, train=False, seed=cfg.train.seed)
-    return _cached(method, dataset, cfg, device) if uses_cache(method, cfg) else dataset
+    return _cached(method, frozen, dataset, cfg, device) if frozen is not None else dataset
 
 
 def _class_names_of(cfg: RunConfig) -> list[str]:
@@ -210,7 +221,7 @@ def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: st
     manifest = data if isinstance(data, Manifest) else load_manifest(data)
     rows = manifest.split(split)
     spec = run.method.sample_spec()
-    dataset = eval_dataset(run.method, run.config, rows, device)
+    dataset = eval_dataset(run.method, run.config, rows, device, cache_extractor(run.method, run.config))
     protocol = {"split": split, "manifest": manifest.name, "clips": spec.eval_clips, "crops": spec.eval_crops,
                 "frames": spec.frames, "sampling": spec.eval_sampling}
     result, probabilities, targets = evaluate_classification(

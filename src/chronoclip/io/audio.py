@@ -27,7 +27,7 @@ import torch
 from transformers.audio_utils import mel_filter_bank
 
 from chronoclip.errors import ConfigError, MediaError
-from chronoclip.io.files import stat_media
+from chronoclip.io.files import open_container, stat_media
 
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
 
@@ -152,11 +152,7 @@ class _Source:
 @contextmanager
 def _open_audio(path: Path) -> Iterator[_Source]:
     """Open ``path`` and its first audio stream; always closes; PyAV errors become MediaError."""
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(path, f"cannot open as a media file ({exc})",
-                         hint="the file may be corrupt, truncated or not an audio/video file") from exc
+    container = open_container(path, "an audio/video")
     try:
         if not container.streams.audio:
             raise MediaError(path, "no audio stream", hint="the file has no sound track")

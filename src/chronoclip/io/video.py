@@ -31,7 +31,7 @@ import av
 import numpy as np
 
 from chronoclip.errors import MediaError
-from chronoclip.io.files import stat_media
+from chronoclip.io.files import open_container, stat_media
 
 logger = logging.getLogger(__name__)
 
@@ -300,11 +300,7 @@ def _open(path: str | Path) -> Iterator[tuple[av.container.InputContainer, _Prob
     """Open ``path`` for decoding its first video stream; always closes; maps PyAV errors to MediaError."""
     path = Path(path)
     stat = stat_media(path)
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(path, f"cannot open as a media file ({exc})",
-                         hint="the file may be corrupt, truncated or not a video") from exc
+    container = open_container(path, "a video")
     try:
         probe = _cached_probe(container, path, stat)
         yield container, probe
