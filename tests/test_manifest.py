@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chronoclip.data.manifest import Manifest, load_manifest, parse_timestamp, write_manifest
+from chronoclip.data.manifest import Manifest, labels_missing_from_train, load_manifest, parse_timestamp, write_manifest
 from chronoclip.errors import ManifestError
 
 
@@ -55,7 +55,7 @@ def test_every_problem_is_reported_with_its_row(media: Path) -> None:
         "missing.mp4,left,train,,,",  # row 2: missing file
         "a.mp4,right,train,,,",  # row 3: duplicate of row 1
         "b.mp4,left,holdout,,,",  # row 4: unknown split
-        "c.mp4,up,test,,,",  # row 5: label only in test
+        "c.mp4,up,test,,,",  # row 5: label only in test (fine for loading; classification runs refuse it)
         "c.mp4,left,val,nan,1,2",  # row 6: NaN timestamp
         "c.mp4,left,train,,5,2",  # row 7: end before start
         ",left,train,,,",  # row 8: empty path
@@ -64,11 +64,19 @@ def test_every_problem_is_reported_with_its_row(media: Path) -> None:
     with pytest.raises(ManifestError) as caught:
         load_manifest(media / "bad.csv")
     found = {(p.row, p.column) for p in caught.value.problems}
-    assert found == {(2, "path"), (3, "path"), (4, "split"), (5, "label"), (6, "timestamp"), (7, "end"),
-                     (8, "path")}
+    assert found == {(2, "path"), (3, "path"), (4, "split"), (6, "timestamp"), (7, "end"), (8, "path")}
     message = str(caught.value)
     assert "bad.csv" in message and "row 2" in message and "missing.mp4" in message
     assert "duplicate of row 1" in message and "'holdout'" in message
+
+
+def test_labels_missing_from_train_are_named_with_their_first_row(media: Path) -> None:
+    rows = ["path,label,split,start,end", "a.mp4,left,train,,", "b.mp4,up,test,,", "c.mp4,up,val,,",
+            "a.mp4,left,test,0,1"]
+    (media / "m.csv").write_text("\n".join(rows) + "\n")
+    problems = labels_missing_from_train(load_manifest(media / "m.csv"))
+    assert [(p.row, p.column) for p in problems] == [(2, "label")]
+    assert "'up' appears in 2 val/test row(s)" in problems[0].message
 
 
 def test_empty_and_zero_length_files_are_problems(media: Path) -> None:

@@ -110,14 +110,20 @@ def test_bad_parameters_are_refused(name: str, override: str) -> None:
 # ------------------------------------------------------------------------------------ captions
 
 def test_captions_name_every_object_and_objects_do_not_overlap(tmp_path: Path) -> None:
-    manifest = load_manifest(make_world("captions", tmp_path, seed=0, n=60, size=16))
-    for record in manifest:
+    full = load_manifest(make_world("captions", tmp_path / "full", seed=0, n=60, size=16, drop_position=0.0,
+                                    drop_size=0.0))
+    positions = ("left", "right", "top", "bottom", "centre")
+    for record in full:
         words = _words(record["text"])
         assert _names(record["text"], record["shape"]) and f" {record['colour']} " in words, record
         assert sum(words.count(f" {size} ") for size in SIZES) == int(record["objects"]), record
-        positions = ("left", "right", "top", "bottom", "centre")
         assert sum(words.count(f" {p} ") for p in positions) >= int(record["objects"]), record
-    assert {r["objects"] for r in manifest} == {"1", "2"}
+    assert {r["objects"] for r in full} == {"1", "2"}
+    varied = load_manifest(make_world("captions", tmp_path / "varied", seed=0, n=60, size=16))
+    sized = [sum(_words(r["text"]).count(f" {size} ") for size in SIZES) for r in varied if r["objects"] == "1"]
+    assert 0 < sum(sized) < len(sized)  # drop_size=0.5 by default: some captions name the size, some do not
+    for record in varied:  # colour and shape are always named
+        assert _names(record["text"], record["shape"]) and f" {record['colour']} " in _words(record["text"])
     rng = np.random.default_rng(0)
     pairs = [things for things in (scene(rng, 1.0) for _ in range(200)) if len(things) == 2]
     assert len(pairs) > 150 and all(apart(first, second) for first, second in pairs)

@@ -260,12 +260,13 @@ def validate_records(records: Sequence[Record], rows: Sequence[int] | None = Non
                 problems.append(Problem(f"duplicate of row {seen[key]} (same path and time range)", row, "path"))
             else:
                 seen[key] = row
-    problems += _test_only_labels(records, rows)
     return sorted(problems, key=lambda p: (p.row or 0, p.column or ""))
 
 
-def _test_only_labels(records: Sequence[Record], rows: Sequence[int]) -> list[Problem]:
-    """Labels that occur in evaluation splits but never in training rows (a model cannot predict them)."""
+def labels_missing_from_train(manifest: Manifest) -> list[Problem]:
+    """Labels that occur in val / test rows but in no train row: a classifier trained on the manifest cannot
+    predict them (zero-shot evaluation can, so this is checked by classification runs, not by every load)."""
+    records, rows = manifest.records, manifest.rows
     train_labels = {r.get("label") for r in records if r.get("split") == "train"}
     if not train_labels - {None}:
         return []

@@ -28,7 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chronoclip.data.worlds.universe import COLOURS, SHAPES, SIZES, STYLES, Thing, render_background, render_scene
+from chronoclip.data.worlds.universe import (
+    COLOURS,
+    SHAPES,
+    SIZES,
+    STYLES,
+    Thing,
+    random_angle,
+    render_background,
+    render_scene,
+)
 
 #: Shapes without rotational symmetry: their rotation is visible and its direction unambiguous.
 ASYMMETRIC_SHAPES: tuple[str, ...] = ("crescent", "heart")
@@ -98,15 +107,11 @@ def _colour(rng: np.random.Generator) -> str:
     return str(rng.choice(list(COLOURS)))
 
 
-def _angle(rng: np.random.Generator) -> float:
-    return float(rng.uniform(0, 2 * np.pi))
-
-
 def _moving_right(rng: np.random.Generator, frames: int) -> Trajectory:
     # Start and end are far enough apart that the first quarter is "on the left", the last "on the right".
     size = SIZES[str(rng.choice(["small", "medium"]))]
     start, end, y = rng.uniform(0.2, 0.3), rng.uniform(0.7, 0.8), rng.uniform(0.3, 0.7)
-    thing = Thing(str(rng.choice(MOVING_SHAPES)), _colour(rng), size, float(start), float(y), _angle(rng))
+    thing = Thing(str(rng.choice(MOVING_SHAPES)), _colour(rng), size, float(start), float(y), random_angle(rng))
     return [thing.moved(x=float(x)) for x in np.linspace(start, end, frames)]
 
 
@@ -114,14 +119,14 @@ def _growing(rng: np.random.Generator, frames: int) -> Trajectory:
     # From below "small" to above "large" (see universe.SIZES), so the size words change on the way.
     small, large = rng.uniform(0.12, 0.2), rng.uniform(0.42, 0.55)
     thing = Thing(str(rng.choice(MOVING_SHAPES)), _colour(rng), float(small), float(rng.uniform(0.4, 0.6)),
-                  float(rng.uniform(0.4, 0.6)), _angle(rng))
+                  float(rng.uniform(0.4, 0.6)), random_angle(rng))
     return [thing.moved(size=float(s)) for s in np.linspace(small, large, frames)]
 
 
 def _rotating_anticlockwise(rng: np.random.Generator, frames: int) -> Trajectory:
     # A larger `angle` turns the drawing anticlockwise on screen (see universe.shape_coverage). Half to
     # three quarters of a turn: the direction is unambiguous even between every other frame of 8.
-    start, turn = _angle(rng), rng.uniform(np.pi, 1.5 * np.pi)
+    start, turn = random_angle(rng), rng.uniform(np.pi, 1.5 * np.pi)
     thing = Thing(str(rng.choice(ASYMMETRIC_SHAPES)), _colour(rng), SIZES["large"],
                   float(rng.uniform(0.4, 0.6)), float(rng.uniform(0.4, 0.6)), start)
     return [thing.moved(angle=float(a)) for a in np.linspace(start, start + turn, frames)]
@@ -130,7 +135,7 @@ def _rotating_anticlockwise(rng: np.random.Generator, frames: int) -> Trajectory
 def _fading_in(rng: np.random.Generator, frames: int) -> Trajectory:
     low, high = rng.uniform(0.0, 0.1), rng.uniform(0.9, 1.0)
     thing = Thing(str(rng.choice(MOVING_SHAPES)), _colour(rng), SIZES[str(rng.choice(list(SIZES)))],
-                  float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.35, 0.65)), _angle(rng))
+                  float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.35, 0.65)), random_angle(rng))
     return [thing.moved(opacity=float(o)) for o in np.linspace(low, high, frames)]
 
 
@@ -139,7 +144,7 @@ def _bouncing(shape: str) -> Callable[[np.random.Generator, int], Trajectory]:
     def generate(rng: np.random.Generator, frames: int) -> Trajectory:
         floor, height, hops = rng.uniform(0.62, 0.7), rng.uniform(0.2, 0.3), int(rng.integers(1, 3))
         thing = Thing(shape, _colour(rng), SIZES["medium"], float(rng.uniform(0.35, 0.65)), float(floor),
-                      _angle(rng))
+                      random_angle(rng))
         phase = np.pi * hops * np.arange(frames) / max(frames - 1, 1)
         return [thing.moved(y=float(floor - height * abs(np.sin(p)))) for p in phase]
     return generate

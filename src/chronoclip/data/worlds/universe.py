@@ -49,6 +49,10 @@ COLOURS: dict[str, tuple[float, float, float]] = {
 #: Size words and the object's diameter as a fraction of the frame side.
 SIZES: dict[str, float] = {"small": 0.22, "medium": 0.32, "large": 0.44}
 
+#: Objects stand upright, tilted by at most this many radians (17°) either way: shapes keep their names
+#: (a square turned 45° would read as a diamond) and stay learnable by a small model.
+ANGLE_JITTER = 0.3
+
 #: Background patterns a style may use.
 BACKGROUNDS: tuple[str, ...] = ("plain", "stripes", "dots", "checker", "noise")
 
@@ -165,20 +169,26 @@ def position_phrase(x: float, y: float) -> str:
     return "in the centre"
 
 
-def describe(thing: Thing, rng: np.random.Generator | None = None, with_position: bool = True) -> str:
+def describe(thing: Thing, rng: np.random.Generator | None = None, with_position: bool = True,
+             with_size: bool = True) -> str:
     """A caption phrase for one object; with ``rng``, the shape word is drawn from its synonyms."""
     noun = SYNONYMS[thing.shape][0] if rng is None else str(rng.choice(SYNONYMS[thing.shape]))
-    phrase = f"a {size_word(thing.size)} {thing.colour} {noun}"
+    phrase = f"a {size_word(thing.size)} {thing.colour} {noun}" if with_size else f"a {thing.colour} {noun}"
     return f"{phrase} {position_phrase(thing.x, thing.y)}" if with_position else phrase
+
+
+def random_angle(rng: np.random.Generator) -> float:
+    """An upright orientation tilted uniformly by at most :data:`ANGLE_JITTER` radians."""
+    return float(rng.uniform(-ANGLE_JITTER, ANGLE_JITTER))
 
 
 def random_thing(rng: np.random.Generator, shapes: Sequence[str] = SHAPES,
                  colours: Sequence[str] = tuple(COLOURS), margin: float = 0.05) -> Thing:
-    """An object with a random shape, colour, named size, position (kept inside the frame) and angle."""
+    """An object with a random shape, colour, named size, position (kept inside the frame) and tilt."""
     size = SIZES[str(rng.choice(list(SIZES)))]
     low, high = size / 2 + margin, 1 - size / 2 - margin
     return Thing(str(rng.choice(list(shapes))), str(rng.choice(list(colours))), size,
-                 float(rng.uniform(low, high)), float(rng.uniform(low, high)), float(rng.uniform(0, 2 * np.pi)))
+                 float(rng.uniform(low, high)), float(rng.uniform(low, high)), random_angle(rng))
 
 
 # --------------------------------------------------------------------------------------- shapes
