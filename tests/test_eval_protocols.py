@@ -51,7 +51,7 @@ def test_public_api_resolves_to_objects_not_submodules() -> None:
 
 
 def test_shipped_template_sets() -> None:
-    assert template_sets() == ["bare", "kinetics", "photo", "ucf101"]
+    assert template_sets() == ["bare", "kinetics", "photo", "ucf101", "world"]
     assert load_templates("bare") == ["{}"]
     assert len(load_templates("kinetics")) == 28  # CLIP's Kinetics-700 set
     assert len(load_templates("ucf101")) == 48  # CLIP's UCF101 set

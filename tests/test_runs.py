@@ -26,23 +26,41 @@ def motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_world("motion", tmp_path_factory.mktemp("motion"), seed=0, n=3, frames=8, size=32)
 
 
+#: Methods that do not train on the motion world: their world, its parameters and fast overrides.
+OTHER_DATA = {"clip": ("captions", {"n": 48, "size": 32}, ["train.epochs=6", "train.batch_size=8", "optim.lr=0.002",
+                                                           "train.log_every=1000"])}
+
+
 @pytest.mark.parametrize("name", list_methods())
 def test_every_method_trains_and_predicts(name: str, motion: Path, tmp_path: Path) -> None:
-    run = train(name, motion, tmp_path, backbone="tiny", overrides=FAST)
-    losses = [row["loss"] for row in read_history(tmp_path / "metrics.jsonl") if "loss" in row]
+    data, overrides = motion, FAST
+    if name in OTHER_DATA:
+        world, params, overrides = OTHER_DATA[name]
+        data = make_world(world, tmp_path / "data", seed=0, **params)
+    run = train(name, data, tmp_path / "run", backbone="tiny", overrides=overrides)
+    losses = [row["loss"] for row in read_history(tmp_path / "run" / "metrics.jsonl") if "loss" in row]
     assert len(losses) >= 8
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
-    assert {"top1", "top5", "mean_class_acc", "protocol"} <= set(run.metrics)
-    assert (tmp_path / "report.md").is_file() and (tmp_path / "plots" / "loss.png").is_file()
-    manifest = load_manifest(motion)
+    assert (tmp_path / "run" / "report.md").is_file() and (tmp_path / "run" / "plots" / "loss.png").is_file()
+    manifest = load_manifest(data)
     dataset = ManifestDataset(manifest.split("test"), run.method.sample_spec(), run.class_names, train=False)
     batch = collate([dataset[0], dataset[1]])
     batch["pixels"] = batch["pixels"][:, 0]  # one view
     with torch.no_grad():
-        logits = run.method(batch)["logits"]
+        outputs = run.method(batch)
         predictions = run.method.predict(batch)
+    assert len(predictions) == 2
+    if run.method.run_protocol == "retrieval":
+        assert {"t2v_R@1", "v2t_R@1", "protocol"} <= set(run.metrics)
+        assert run.metrics["protocol"]["texts"] == len(manifest.split("test"))
+        assert outputs["visual_embeddings"].shape == outputs["text_embeddings"].shape
+        assert torch.allclose(outputs["text_embeddings"].norm(dim=-1), torch.ones(2), atol=1e-5)
+        assert predictions[0]["best_caption"] in batch["text"]
+        return
+    logits = outputs["logits"]
+    assert {"top1", "top5", "mean_class_acc", "protocol"} <= set(run.metrics)
     assert logits.shape == (2, len(run.class_names))
-    assert len(predictions) == 2 and predictions[0]["label"] in run.class_names
+    assert predictions[0]["label"] in run.class_names
     probabilities = [p["probability"] for p in predictions[0]["top"]]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
     assert predictions[0]["label"] == run.class_names[int(logits[0].argmax())]

@@ -19,6 +19,7 @@ import typer
 import yaml
 
 from chronoclip import __version__
+from chronoclip.config import DEFAULT_BACKBONE
 from chronoclip.errors import ChronoclipError, ConfigError
 
 app = typer.Typer(name="chronoclip", no_args_is_help=True, add_completion=False,
@@ -65,7 +66,7 @@ def _main(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder (worlds, runs, report.md).")] = Path("runs/demo"),
-    backbone: Annotated[str, typer.Option(help="Backbone for the runs.")] = "tiny",
+    backbone: Annotated[str, typer.Option(help="Backbone for the runs.")] = DEFAULT_BACKBONE,
     seed: Annotated[int, typer.Option(help="Seed of the worlds and runs.")] = 0,
 ) -> None:
     """The main job on the embedded default: every synthetic world, a baseline run, a report."""
@@ -145,12 +146,53 @@ def backbone_info(
     typer.echo(json.dumps(load_backbone(spec).describe(), indent=2))
 
 
+@backbone_app.command("export")
+def backbone_export(
+    run: Annotated[Path, typer.Argument(help="A run folder whose backbone was trained (`chronoclip train clip`).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (replaced whole).")],
+    description: Annotated[str, typer.Option(help="One line for `chronoclip backbone list`.")] = "",
+    templates: Annotated[str | None, typer.Option(help="Default zero-shot template set of the weights.")] = None,
+) -> None:
+    """Write a run's backbone as a Hugging Face CLIP folder with chronoclip.json (provenance, sha256 of files).
+
+    A folder written to chronoclip/backbones/weights/NAME becomes the preset NAME.
+    """
+    from chronoclip.backbones.export import export_backbone
+    from chronoclip.engine.runs import load_run
+
+    loaded = load_run(run)
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    world = Path(loaded.config.data).parent / "world.json"
+    provenance = {"method": loaded.config.method, "config": {k: v for k, v in config.items() if k != "data"},
+                  "world": json.loads(world.read_text()) if world.is_file() else None,
+                  "metrics": {k: v for k, v in loaded.metrics.items() if isinstance(v, float)}}
+    folder = export_backbone(loaded.method.backbone, out, description or f"backbone of the run {run.name}",
+                             templates, provenance)
+    typer.echo(f"wrote {folder}")
+
+
+@backbone_app.command("build-tiny-world")
+def backbone_build_tiny_world(
+    work: Annotated[Path, typer.Option(help="Folder for the captions world and the run (resumed if present).")] =
+        Path("runs/tiny-world"),
+    out: Annotated[Path | None, typer.Option(help="Preset folder to write (default: the package's "
+                                                  "backbones/weights/tiny-world).")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Run overrides KEY=VALUE (experiments only).")] = None,
+) -> None:
+    """Rebuild the shipped tiny-world preset from its packaged recipe (configs/tiny-world.yaml)."""
+    from chronoclip.backbones.presets import WEIGHTS_DIR
+    from chronoclip.engine.tiny_world import build_tiny_world
+
+    provenance = build_tiny_world(work, out or WEIGHTS_DIR / "tiny-world", overrides or [])
+    typer.echo(json.dumps({"train_seconds": provenance["train_seconds"], "check": provenance["check"]}, indent=2))
+
+
 @app.command()
 def train(
     method: Annotated[str, typer.Argument(help="A registered method (see `chronoclip methods`).")],
     data: Annotated[Path, typer.Option(help="Manifest with train (and val / test) splits.")],
     out: Annotated[Path, typer.Option(help="Run folder.")],
-    backbone: Annotated[str, typer.Option(help="Preset, local Hugging Face CLIP folder or hub id.")] = "tiny",
+    backbone: Annotated[str, typer.Option(help="Preset, local Hugging Face CLIP folder or hub id.")] = DEFAULT_BACKBONE,
     config: Annotated[Path | None, typer.Option(help="Preset YAML (train / optim / schedule / model).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run folder's latest checkpoint.")] = False,
     nproc: Annotated[int, typer.Option(min=1, help="Processes (DDP via torchrun; gloo on CPU).")] = 1,
@@ -185,7 +227,7 @@ def _launch_distributed(nproc: int) -> int:
 @app.command()
 def extract(
     data: Annotated[Path, typer.Option(help="Manifest whose media to embed.")],
-    backbone: Annotated[str, typer.Option(help="Preset, local Hugging Face CLIP folder or hub id.")] = "tiny",
+    backbone: Annotated[str, typer.Option(help="Preset, local Hugging Face CLIP folder or hub id.")] = DEFAULT_BACKBONE,
     frames: Annotated[int, typer.Option(min=1, help="Frames per video (uniform sampling).")] = 8,
     split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
     cache_dir: Annotated[str, typer.Option(help="Feature cache folder (default: $CHRONOCLIP_CACHE or "
@@ -207,19 +249,39 @@ def extract(
 
 @app.command("eval")
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    target: Annotated[str, typer.Argument(help="A run folder, or (with --protocol zero-shot) a backbone: preset, "
+                                                "local Hugging Face CLIP folder or hub id.")],
     data: Annotated[Path, typer.Option(help="Manifest to evaluate on.")],
     split: Annotated[str, typer.Option(help="Split of the manifest.")] = "test",
-    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json and the report "
-                                                  "(default: RUN/eval-SPLIT).")] = None,
+    protocol: Annotated[str, typer.Option(help="'run': the run's own metrics (classification or retrieval); "
+                                               "'zero-shot': prompts from a label column.")] = "run",
+    label_column: Annotated[str, typer.Option(help="zero-shot: the column whose values are the classes.")] = "label",
+    templates: Annotated[str | None, typer.Option(help="zero-shot: template set (photo, kinetics, ucf101, bare, "
+                                                       "world) or JSON file; default photo / kinetics.")] = None,
+    frames: Annotated[int, typer.Option(min=1, help="zero-shot: frames averaged per video.")] = 8,
+    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json (and a run's report) "
+                                                  "(default: RUN/eval-SPLIT; required for a backbone).")] = None,
 ) -> None:
-    """Evaluate a trained run on a manifest split; writes metrics.json (with its protocol) and a report."""
-    from chronoclip.engine.runs import evaluate as evaluate_run
-    from chronoclip.engine.runs import load_run
+    """Evaluate a run or a backbone on a manifest split; writes metrics.json (with its protocol)."""
+    is_run = (Path(target) / "config.yaml").is_file()
+    if protocol in ("zero-shot", "zero_shot"):
+        from chronoclip.engine.zero_shot import zero_shot
 
-    loaded = load_run(run)
-    result = evaluate_run(loaded, data, split=split, out=out or run / f"eval-{split}")
-    typer.echo(json.dumps({k: v for k, v in result.items() if k != "protocol"}, indent=2))
+        if out is None and not is_run:
+            raise ConfigError("pass --out DIR for the metrics of a backbone")
+        result = zero_shot(target, data, split=split, label_column=label_column, templates=templates, frames=frames,
+                           out=out or Path(target) / f"zero-shot-{split}")
+    elif protocol == "run":
+        if not is_run:
+            raise ConfigError(f"{target} is not a run folder (no config.yaml); to evaluate a backbone, pass "
+                              "--protocol zero-shot")
+        from chronoclip.engine.runs import evaluate as evaluate_run
+        from chronoclip.engine.runs import load_run
+
+        result = evaluate_run(load_run(target), data, split=split, out=out or Path(target) / f"eval-{split}")
+    else:
+        raise ConfigError(f"unknown --protocol '{protocol}'; choose 'run' or 'zero-shot'")
+    typer.echo(json.dumps({k: v for k, v in result.items() if k not in ("protocol", "per_class_top1")}, indent=2))
 
 
 @app.command()

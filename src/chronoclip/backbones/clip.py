@@ -56,7 +56,7 @@ from torch import nn
 from transformers import AutoTokenizer, CLIPModel, PreTrainedTokenizerBase
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
-from chronoclip.backbones.presets import list_presets, presets
+from chronoclip.backbones.presets import list_presets, presets, read_meta
 from chronoclip.backbones.tokenizer import builtin_tokenizer
 from chronoclip.errors import BackboneError
 
@@ -105,16 +105,20 @@ class Backbone(nn.Module):
         source: the spec it was loaded from (for messages and run configs).
         mean, std: the per-channel image normalisation the weights expect (pixels are normalised by the
             data pipeline, not here).
+        templates: the zero-shot prompt set the weights were made for (from the folder's
+            ``chronoclip.json``), or ``None`` for the evaluation's default.
     """
 
     def __init__(self, model: CLIPModel, tokenizer: PreTrainedTokenizerBase, source: str,
-                 mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> None:
+                 mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
+                 templates: str | None = None) -> None:
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.source = source
         self.mean: tuple[float, ...] = tuple(float(m) for m in mean)
         self.std: tuple[float, ...] = tuple(float(s) for s in std)
+        self.templates = templates
         self._frozen: list[nn.Module] = []  # kept in eval mode by train()
 
     # transformers types these configs loosely (dict | config | None); they are always configs here
@@ -397,7 +401,8 @@ class Backbone(nn.Module):
                 "vocab_size": int(self._text_config.vocab_size),
                 "parameters": {"vision": _count(self.vision.parameters()), "text": _count(self.text.parameters()),
                                "total": _count(self.parameters()), "trainable": _count(self.trainable_parameters())},
-                "mean": list(self.mean), "std": list(self.std), "fingerprint": self.fingerprint()}
+                "mean": list(self.mean), "std": list(self.std), "templates": self.templates,
+                "fingerprint": self.fingerprint()}
 
     def save(self, path: str | Path) -> Path:
         """Save in Hugging Face format (model, tokenizer, preprocessing) so ``load_backbone(path)`` reloads it.
@@ -487,7 +492,7 @@ def _from_directory(path: Path, source: str) -> Backbone:
     if preprocessor.is_file():
         settings = json.loads(preprocessor.read_text())
         mean, std = settings.get("image_mean", mean), settings.get("image_std", std)
-    return Backbone(model, tokenizer, source, mean, std).eval()
+    return Backbone(model, tokenizer, source, mean, std, read_meta(path).get("templates")).eval()
 
 
 def _from_hub(hub_id: str) -> Backbone:

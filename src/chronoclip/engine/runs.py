@@ -24,15 +24,16 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
-from chronoclip.config import RunConfig, merge_config, read_yaml, to_yaml, validate_engine_config
+from chronoclip.config import DEFAULT_BACKBONE, RunConfig, merge_config, read_yaml, to_yaml, validate_engine_config
 from chronoclip.data.datasets import ManifestDataset
-from chronoclip.data.manifest import Manifest, load_manifest
+from chronoclip.data.manifest import Manifest, labels_missing_from_train, load_manifest
 from chronoclip.engine import checkpoint as ckpt
 from chronoclip.engine.features import cache_root, cached_features
 from chronoclip.engine.logging import read_history
 from chronoclip.engine.trainer import Trainer, load_trainable_state, make_accelerator
-from chronoclip.errors import ChronoclipError, ConfigError
+from chronoclip.errors import ChronoclipError, ConfigError, ManifestError
 from chronoclip.eval.classify import evaluate_classification
+from chronoclip.eval.retrieval import evaluate_method_retrieval
 from chronoclip.io.writers import atomic_path
 from chronoclip.methods import get_method
 from chronoclip.methods.base import FrozenFeatures, Method
@@ -54,7 +55,7 @@ class Run:
         return self.method.class_names
 
 
-def build_run_config(method: str, data: str | Path = "", backbone: str = "tiny",
+def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT_BACKBONE,
                      config: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     """The run's configuration: defaults < preset YAML < ``key=value`` overrides, validated.
 
@@ -90,7 +91,7 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
         temp.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny",
+def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAULT_BACKBONE,
           config: str | Path | None = None, overrides: Sequence[str] = (), resume: bool = False) -> Run:
     """Train ``method`` on the manifest's ``train`` split; evaluate on ``val`` each epoch and ``test`` at the end.
 
@@ -121,6 +122,10 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
     train_rows = manifest.split("train")
     class_names = train_rows.labels
     model = _seeded_method(cfg, class_names)
+    unseen = labels_missing_from_train(manifest) if model.run_protocol == "classify" else []
+    if unseen:
+        raise ManifestError(manifest.name, unseen, hint="A classifier only predicts labels it was trained on: "
+                            "add train rows for them or drop those rows (zero-shot evaluation takes any label).")
     spec = model.sample_spec()
     accelerator = make_accelerator(cfg)
     if accelerator.is_main_process:
@@ -142,7 +147,7 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = "tiny"
             return None
         if val_set is None:
             val_set = eval_dataset(method_, cfg, val_rows, accelerator.device, frozen)
-        result, _, _ = evaluate_classification(method_, val_set, {"split": "val"}, **eval_kwargs)
+        result, _ = evaluate_split(method_, val_set, {"split": "val"}, **eval_kwargs)
         return {k: v for k, v in result.items() if isinstance(v, float)}
 
     trainer = Trainer(model, cfg, train_set, out, validate, accelerator)
@@ -215,29 +220,52 @@ def _class_names_of(cfg: RunConfig) -> list[str]:
     return load_manifest(cfg.data, check_files=False).split("train").labels
 
 
+def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, Any], *, batch_size: int,
+                   device: torch.device | str, progress: bool = True
+                   ) -> tuple[dict[str, Any], tuple[torch.Tensor, torch.Tensor] | None]:
+    """The method's :attr:`~Method.run_protocol` on an evaluation data set.
+
+    Returns:
+        The result (metrics and ``protocol``), and for classification the ``[N, C]`` probabilities and
+        ``[N]`` targets (for the report's confusion matrix).
+    """
+    method.to(device)
+    if method.run_protocol == "retrieval":
+        return evaluate_method_retrieval(method, dataset, protocol, batch_size=batch_size, device=device,
+                                         progress=progress), None
+    result, probabilities, targets = evaluate_classification(method, dataset, protocol, batch_size=batch_size,
+                                                             device=device, progress=progress)
+    return result, (probabilities, targets)
+
+
 def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: str | Path | None = None,
              device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Classification metrics of a run on one split of a manifest; written to ``out/metrics.json``."""
+    """A run's metrics (its method's :attr:`~Method.run_protocol`) on one split of a manifest; written to
+    ``out/metrics.json`` with a report."""
     manifest = data if isinstance(data, Manifest) else load_manifest(data)
     rows = manifest.split(split)
     spec = run.method.sample_spec()
     dataset = eval_dataset(run.method, run.config, rows, device, cache_extractor(run.method, run.config))
     protocol = {"split": split, "manifest": manifest.name, "clips": spec.eval_clips, "crops": spec.eval_crops,
                 "frames": spec.frames, "sampling": spec.eval_sampling}
-    result, probabilities, targets = evaluate_classification(
-        run.method.to(device), dataset, protocol, batch_size=run.config.train.batch_size, device=device)
+    result, scores = evaluate_split(run.method, dataset, protocol, batch_size=run.config.train.batch_size,
+                                    device=device)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "metrics.json", result)
-        _write_report(out, run, result, probabilities, targets)
+        _write_report(out, run, result, scores)
     return result
 
 
-def _write_report(out: Path, run: Run, result: dict[str, Any], probabilities: torch.Tensor,
-                  targets: torch.Tensor) -> None:
+def _write_report(out: Path, run: Run, result: dict[str, Any],
+                  scores: tuple[torch.Tensor, torch.Tensor] | None) -> None:
     from chronoclip.eval.report import write_report
 
     history = read_history(run.path / "metrics.jsonl")
+    if scores is None:
+        write_report(out, history, result)
+        return
+    probabilities, targets = scores
     write_report(out, history, result, class_names=run.class_names,
                  predictions=probabilities.argmax(-1).numpy(), targets=targets.numpy())

@@ -22,7 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
+from chronoclip.data.datasets import collate, to_device
 from chronoclip.eval.metrics import RETRIEVAL_TIE_POLICY, retrieval_metrics
 
 log = logging.getLogger(__name__)
@@ -108,3 +111,28 @@ def evaluate_retrieval(text_embeddings: torch.Tensor, video_embeddings: torch.Te
     log.info("retrieval (%d texts, %d videos): t2v MdR %.1f, v2t MdR %.1f", num_texts, num_videos,
              result["t2v_MdR"], result["v2t_MdR"])
     return result
+
+
+@torch.no_grad()
+def evaluate_method_retrieval(method: Any, dataset: Dataset[Any], protocol: Mapping[str, Any], *,
+                              batch_size: int = 16, device: torch.device | str = "cpu", num_workers: int = 0,
+                              progress: bool = True) -> dict[str, Any]:
+    """Retrieval between a data set's media and their own captions, through a method's ``forward``.
+
+    Args:
+        method: returns ``visual_embeddings`` and ``text_embeddings`` ``[B, D]`` for a batch of samples
+            with ``pixels`` and ``text`` (one caption per row; evaluation views are averaged).
+        dataset: evaluation samples (``pixels [V, ...]``).
+        protocol: extra entries for the result's ``protocol`` (split, manifest).
+    """
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    method.eval()
+    visual, text = [], []
+    for batch in tqdm(loader, desc="retrieval", unit="batch", disable=not progress):
+        batch = to_device(batch, torch.device(device))
+        size, views = batch["pixels"].shape[:2]
+        outputs = method({**batch, "pixels": batch["pixels"].flatten(0, 1),
+                          "text": [t for t in batch["text"] for _ in range(views)]})
+        visual.append(F.normalize(outputs["visual_embeddings"].float().view(size, views, -1).mean(1), dim=-1).cpu())
+        text.append(outputs["text_embeddings"].float().view(size, views, -1)[:, 0].cpu())
+    return evaluate_retrieval(torch.cat(text), torch.cat(visual), protocol=protocol)

@@ -10,7 +10,9 @@ Template sets are data, shipped under ``chronoclip/eval/templates/``:
 - ``kinetics`` — CLIP's 28 Kinetics-700 templates (openai/CLIP ``data/prompts.md``),
 - ``ucf101`` — CLIP's 48 UCF101 templates (same source),
 - ``bare`` — the class name alone, ``"{}"`` (ViFi-CLIP found it best for fine-tuned video CLIP),
-- ``photo`` — a small set of photo templates for image data sets.
+- ``photo`` — a small set of photo templates for image data sets,
+- ``world`` — the synthetic universe's caption forms with each size word (size is a nuisance attribute
+  there, so the ensemble averages it out); ``tiny-world``'s default.
 
 The evaluation works on any text encoder given as a callable ``list[str] -> [N, D]`` (e.g. a
 backbone's ``encode_text``), so it never depends on a concrete backbone.

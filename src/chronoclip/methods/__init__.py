@@ -11,9 +11,10 @@ from __future__ import annotations
 from chronoclip.errors import ConfigError
 from chronoclip.methods.base import Method
 from chronoclip.methods.baselines import FineTune, FrameProbe
+from chronoclip.methods.clip import ClipPretrain
 
 #: Method name -> class. Add a method by importing it above and listing it here.
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (FrameProbe, FineTune)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (ClipPretrain, FrameProbe, FineTune)}
 
 
 def list_methods() -> list[str]:

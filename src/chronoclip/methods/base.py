@@ -8,7 +8,10 @@ class names. The trainer and the evaluators only talk to this surface:
 - :meth:`Method.predict` — what ``chronoclip predict`` prints;
 - :meth:`Method.param_groups` — optimizer groups (learning-rate scale, weight decay, fixed lr);
 - :meth:`Method.frozen_features` — a frozen feature extractor whose outputs the engine may cache;
-- :attr:`Method.protocols` — the evaluation protocols it supports.
+- :attr:`Method.protocols` — the evaluation protocols it supports;
+- :attr:`Method.run_protocol` — the one the engine runs on the val and test splits of a training run
+  (``classify``: ``forward`` returns ``logits``; ``retrieval``: ``forward`` returns normalised
+  ``visual_embeddings`` and ``text_embeddings``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ Batch = dict[str, Any]
 
 #: Evaluation protocols a method may declare.
 PROTOCOLS = ("classify", "regress", "zero_shot", "linear_probe", "retrieval")
+#: Protocols the engine can run on a training run's val / test splits.
+RUN_PROTOCOLS = ("classify", "retrieval")
 
 
 @dataclass
@@ -66,6 +71,8 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     Config: ClassVar[type[Any]]
     protocols: ClassVar[tuple[str, ...]] = ()
+    #: What the engine evaluates on val / test (one of :data:`RUN_PROTOCOLS`).
+    run_protocol: ClassVar[str] = "classify"
     #: The validation metric that selects the best checkpoint, and whether higher is better.
     best_metric: ClassVar[tuple[str, str]] = ("top1", "max")
 
@@ -76,6 +83,8 @@ class Method(nn.Module):
         unknown = set(self.protocols) - set(PROTOCOLS)
         if unknown:
             raise ConfigError(f"{self.name}: unknown protocols {sorted(unknown)}")
+        if self.run_protocol not in RUN_PROTOCOLS:
+            raise ConfigError(f"{self.name}: run_protocol must be one of {RUN_PROTOCOLS}, got {self.run_protocol}")
         self.cfg = cfg
         self.backbone = backbone
         self.class_names = list(class_names)
