@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.chronoclip-installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint tiny-world clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Rebuild the shipped tiny-world preset (src/chronoclip/backbones/weights/tiny-world) from its recipe.
+tiny-world: install
+	$(BIN)/chronoclip backbone build-tiny-world --work runs/tiny-world-build
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -23,6 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from chronoclip.errors import ConfigError
 
+#: The backbone commands and runs use unless told otherwise: ``tiny-world``, the shipped pretrained small CLIP.
+DEFAULT_BACKBONE = "tiny-world"
+
 PRECISIONS = ("no", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
@@ -116,7 +119,7 @@ class RunConfig:
     """Everything a run is a function of (together with the data and the backbone weights)."""
 
     method: str = ""
-    backbone: str = "tiny"
+    backbone: str = DEFAULT_BACKBONE
     data: str = ""
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

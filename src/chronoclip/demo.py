@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chronoclip.config import DEFAULT_BACKBONE
 from chronoclip.data.check import check_manifest
 from chronoclip.data.worlds import list_worlds, make_world
 from chronoclip.io.writers import atomic_path
@@ -58,7 +59,7 @@ def order_appearance_accuracy(metrics: dict[str, Any], world_folder: Path) -> di
     return result
 
 
-def run_demo(out: str | Path, backbone: str = "tiny", seed: int = 0) -> DemoResult:
+def run_demo(out: str | Path, backbone: str = DEFAULT_BACKBONE, seed: int = 0) -> DemoResult:
     """Run the demo into folder ``out`` and return its figures."""
     from chronoclip.engine.runs import train
 

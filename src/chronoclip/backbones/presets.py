@@ -1,13 +1,16 @@
 """Named backbone presets: CLIP architectures (random init) and Hugging Face folders shipped in the package.
 
 - ``tiny``: a real ViT/transformer pair small enough for instant unit tests (random init, seeded).
+- ``tiny-world-init``: the architecture of ``tiny-world`` (48 px, patch 8, width 128), random init: what
+  ``make tiny-world`` pretrains with ``chronoclip train clip`` (see ``configs/tiny-world.yaml``).
 - ``clip-b32``, ``clip-b16``, ``clip-l14``: OpenAI CLIP architectures, random init. Cost does not depend
   on weight values, so they serve speed and memory benchmarks. For real weights, pass a local Hugging Face
   folder (e.g. a download of ``openai/clip-vit-base-patch16``) as the backbone spec instead.
 - Every folder ``chronoclip/backbones/weights/<name>/`` that holds a ``config.json`` is the preset ``<name>``
   (Hugging Face format: ``config.json``, ``model.safetensors``, tokenizer files). An optional
-  ``chronoclip.json`` beside them gives its ``{"description": ...}``. This is how ``tiny-world``, the
-  project's pretrained small CLIP, ships: adding the folder is enough, no code changes.
+  ``chronoclip.json`` beside them gives its ``description``, its default zero-shot ``templates`` and the
+  ``sha256`` of every file (checked by the tests). This is how ``tiny-world``, the project's pretrained
+  small CLIP, ships: adding the folder is enough, no code changes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from transformers import CLIPConfig
 
@@ -23,6 +27,8 @@ from chronoclip.backbones.tokenizer import END, START, builtin_vocab_size, vocab
 
 #: Where shipped pretrained presets live (package data), one Hugging Face folder per preset.
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: The file beside a Hugging Face folder's files that holds chronoclip's metadata of it.
+META_FILE = "chronoclip.json"
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,11 @@ def _tiny() -> CLIPConfig:
                        text_width=64, text_layers=2, text_heads=4, context_length=32, projection=64)
 
 
+def _tiny_world() -> CLIPConfig:
+    return clip_config(image_size=48, patch_size=8, vision_width=128, vision_layers=4, vision_heads=4,
+                       text_width=128, text_layers=3, text_heads=4, context_length=32, projection=128)
+
+
 def _openai(patch_size: int, large: bool = False) -> Callable[[], CLIPConfig]:
     def build() -> CLIPConfig:
         return clip_config(image_size=224, patch_size=patch_size, vision_width=1024 if large else 768,
@@ -71,10 +82,18 @@ def _openai(patch_size: int, large: bool = False) -> Callable[[], CLIPConfig]:
 _BRING_WEIGHTS = "random init, for benchmarks; for real weights pass a local Hugging Face folder"
 _BUILT_IN: tuple[Preset, ...] = (
     Preset("tiny", "random-init tiny CLIP (32 px, patch 8, width 64, 3+2 blocks) for unit tests", _tiny),
+    Preset("tiny-world-init", "random-init architecture of tiny-world (48 px, patch 8, width 128, 4+3 blocks); "
+           "pretrain it with `make tiny-world`", _tiny_world),
     Preset("clip-b32", f"OpenAI ViT-B/32 architecture, {_BRING_WEIGHTS}", _openai(32)),
     Preset("clip-b16", f"OpenAI ViT-B/16 architecture, {_BRING_WEIGHTS}", _openai(16)),
     Preset("clip-l14", f"OpenAI ViT-L/14 architecture, {_BRING_WEIGHTS}", _openai(14, large=True)),
 )
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The folder's :data:`META_FILE` contents (``{}`` when absent)."""
+    meta = folder / META_FILE
+    return dict(json.loads(meta.read_text(encoding="utf-8"))) if meta.is_file() else {}
 
 
 def _shipped(root: Path) -> list[Preset]:
@@ -83,8 +102,7 @@ def _shipped(root: Path) -> list[Preset]:
         return []
     found = []
     for folder in sorted(p for p in root.iterdir() if (p / "config.json").is_file()):
-        meta = folder / "chronoclip.json"
-        description = json.loads(meta.read_text()).get("description", "") if meta.is_file() else ""
+        description = read_meta(folder).get("description", "")
         found.append(Preset(folder.name, description or f"pretrained CLIP shipped in {folder}", weights=folder))
     return found
 
