@@ -281,7 +281,8 @@ def evaluate(
         result = evaluate_run(load_run(target), data, split=split, out=out or Path(target) / f"eval-{split}")
     else:
         raise ConfigError(f"unknown --protocol '{protocol}'; choose 'run' or 'zero-shot'")
-    typer.echo(json.dumps({k: v for k, v in result.items() if k not in ("protocol", "per_class_top1")}, indent=2))
+    summary = {k: v for k, v in result.items() if k not in ("protocol", "per_class_top1", "confusion")}
+    typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command()

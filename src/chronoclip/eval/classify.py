@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from chronoclip.data.datasets import collate, to_device
-from chronoclip.eval.metrics import classification_metrics, per_class_accuracy
+from chronoclip.eval.metrics import classification_metrics, confusion_matrix, per_class_accuracy
 
 VIEW_KEYS = ("pixels", "features")
 
@@ -43,7 +43,8 @@ def predict_scores(method: Any, dataset: Dataset[Any], batch_size: int = 16, num
 
 def evaluate_classification(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], **kwargs: Any
                             ) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
-    """``top1``, ``top5``, ``mean_class_acc``, ``per_class_top1`` (percent) on labelled samples, and ``protocol``.
+    """``top1``, ``top5``, ``mean_class_acc``, ``per_class_top1`` (percent) on labelled samples, the
+    ``confusion`` counts (``{"classes": names, "counts": [true][predicted]}``) and ``protocol``.
 
     Returns:
         The result dict, and the ``[N, C]`` probabilities and ``[N]`` targets it was computed from.
@@ -56,5 +57,7 @@ def evaluate_classification(method: Any, dataset: Dataset[Any], protocol: dict[s
     names = list(method.class_names)
     per_class = per_class_accuracy(probabilities[labelled].argmax(-1), targets[labelled], len(names))
     result["per_class_top1"] = {name: float(v) for name, v in zip(names, per_class, strict=True) if v == v}
+    counts = confusion_matrix(probabilities[labelled].argmax(-1), targets[labelled], len(names))
+    result["confusion"] = {"classes": names, "counts": counts.tolist()}
     result["protocol"] = {"task": "classify", "samples": int(labelled.sum()), **protocol}
     return result, probabilities, targets

@@ -138,6 +138,8 @@ def _flatten(result: Mapping[str, Any], prefix: str, values: list[tuple[str, Any
         name = f"{prefix}{key}"
         if key == "protocol" and isinstance(value, Mapping):
             protocols.append((prefix.rstrip("."), value))
+        elif key == "confusion":  # drawn as plots/confusion.png, too large for a table
+            continue
         elif isinstance(value, Mapping):
             _flatten(value, f"{name}.", values, protocols)
         else:
