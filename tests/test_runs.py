@@ -11,11 +11,11 @@ import torch
 
 from chronoclip.cli import main
 from chronoclip.data.datasets import ManifestDataset, collate
-from chronoclip.data.manifest import load_manifest
+from chronoclip.data.manifest import load_manifest, write_manifest
 from chronoclip.data.worlds import make_world
 from chronoclip.engine.logging import read_history
 from chronoclip.engine.runs import build_run_config, evaluate, load_run, train
-from chronoclip.errors import ChronoclipError, ConfigError
+from chronoclip.errors import ChronoclipError, ConfigError, ManifestError
 from chronoclip.methods import get_method, list_methods
 
 FAST = ["train.epochs=4", "train.batch_size=4", "optim.lr=0.01", "model.frames=4", "train.log_every=1000"]
@@ -150,3 +150,14 @@ def test_extract_prewarms_the_cache_frame_probe_uses(motion: Path, tmp_path: Pat
         train("frame-probe", motion, tmp_path / "run", overrides=[*FAST, f"train.cache_dir={cache}"])
     messages = [r.getMessage() for r in caplog.records if "feature cache" in r.getMessage()]
     assert messages and all(" 0 computed" in m for m in messages)
+
+
+def test_classification_run_refuses_labels_missing_from_train(motion: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(motion)
+    records = [dict(r) for r in manifest]
+    test_row = next(i for i, r in enumerate(records) if r["split"] == "test")
+    records[test_row]["label"] = "never trained"
+    write_manifest(records, tmp_path / "m.csv")
+    with pytest.raises(ManifestError, match="'never trained' appears in 1 val/test row"):
+        train("frame-probe", tmp_path / "m.csv", tmp_path / "run", backbone="tiny", overrides=FAST)
+    assert not (tmp_path / "run").exists()  # refused before the run folder is written

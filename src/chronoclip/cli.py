@@ -19,7 +19,7 @@ import typer
 import yaml
 
 from chronoclip import __version__
-from chronoclip.config import DEFAULT_BACKBONE
+from chronoclip.config import DEFAULT_BACKBONE, read_yaml
 from chronoclip.errors import ChronoclipError, ConfigError
 
 app = typer.Typer(name="chronoclip", no_args_is_help=True, add_completion=False,
@@ -161,7 +161,7 @@ def backbone_export(
     from chronoclip.engine.runs import load_run
 
     loaded = load_run(run)
-    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    config = read_yaml(run / "config.yaml")
     world = Path(loaded.config.data).parent / "world.json"
     provenance = {"method": loaded.config.method, "config": {k: v for k, v in config.items() if k != "data"},
                   "world": json.loads(world.read_text()) if world.is_file() else None,
@@ -263,7 +263,9 @@ def evaluate(
                                                   "(default: RUN/eval-SPLIT; required for a backbone).")] = None,
 ) -> None:
     """Evaluate a run or a backbone on a manifest split; writes metrics.json (with its protocol)."""
-    is_run = (Path(target) / "config.yaml").is_file()
+    from chronoclip.engine.runs import is_run_folder
+
+    is_run = is_run_folder(target)
     if protocol in ("zero-shot", "zero_shot"):
         from chronoclip.engine.zero_shot import zero_shot
 

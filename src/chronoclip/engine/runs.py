@@ -121,11 +121,11 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
     manifest = load_manifest(cfg.data)
     train_rows = manifest.split("train")
     class_names = train_rows.labels
-    model = _seeded_method(cfg, class_names)
-    unseen = labels_missing_from_train(manifest) if model.run_protocol == "classify" else []
+    unseen = labels_missing_from_train(manifest) if get_method(cfg.method).run_protocol == "classify" else []
     if unseen:
         raise ManifestError(manifest.name, unseen, hint="A classifier only predicts labels it was trained on: "
                             "add train rows for them or drop those rows (zero-shot evaluation takes any label).")
+    model = _seeded_method(cfg, class_names)
     spec = model.sample_spec()
     accelerator = make_accelerator(cfg)
     if accelerator.is_main_process:
@@ -165,6 +165,11 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
     return run
 
 
+def is_run_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a run folder (it holds the ``config.yaml`` a run writes first)."""
+    return (Path(path) / "config.yaml").is_file()
+
+
 def load_run(path: str | Path, checkpoint: str = "best") -> Run:
     """Load a run folder: its config, the method with the ``best`` (or ``latest``) weights, its metrics.
 
@@ -172,7 +177,7 @@ def load_run(path: str | Path, checkpoint: str = "best") -> Run:
         ChronoclipError: not a run folder, or no checkpoint in it.
     """
     path = Path(path)
-    if not (path / "config.yaml").is_file():
+    if not is_run_folder(path):
         raise ChronoclipError(f"{path} is not a run folder (no config.yaml); train one with `chronoclip train`")
     raw = read_yaml(path / "config.yaml")
     cfg = build_run_config(raw.get("method", ""), config=path / "config.yaml")

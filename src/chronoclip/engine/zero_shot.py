@@ -27,8 +27,9 @@ from chronoclip.data.check import IMAGE_SUFFIXES
 from chronoclip.data.datasets import ManifestDataset, SampleSpec, collate
 from chronoclip.data.manifest import Manifest, load_manifest
 from chronoclip.errors import ConfigError
-from chronoclip.eval.zero_shot import evaluate_zero_shot
+from chronoclip.eval.zero_shot import backbone_text_encoder, evaluate_zero_shot
 from chronoclip.io.writers import atomic_path
+from chronoclip.methods.baselines import frame_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,10 @@ log = logging.getLogger(__name__)
 def resolve_backbone(spec_or_run: str | Path) -> Any:
     """The backbone of a run folder (its trained weights), or the one a preset / folder / hub id names."""
     from chronoclip.backbones import load_backbone
+    from chronoclip.engine.runs import is_run_folder, load_run
 
-    path = Path(spec_or_run)
-    if (path / "config.yaml").is_file():
-        from chronoclip.engine.runs import load_run
-
-        return load_run(path).method.backbone
+    if is_run_folder(spec_or_run):
+        return load_run(spec_or_run).method.backbone
     return load_backbone(str(spec_or_run))
 
 
@@ -76,10 +75,11 @@ def embed_media(backbone: Any, manifest: Manifest, class_names: list[str], frame
     dataset = ManifestDataset(manifest, spec, class_names, train=False)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     backbone.to(device).eval()
+    extract = frame_embeddings(backbone).extract
     features, labels = [], []
     for batch in tqdm(loader, desc="embed", unit="batch", disable=not progress):
-        pixels = batch["pixels"][:, 0].to(device)  # [B, T, 3, S, S]: one view
-        features.append(F.normalize(backbone.encode_video_frames(pixels, normalize=True).mean(1), dim=-1).cpu())
+        frame_features = extract(batch["pixels"][:, 0].to(device))  # one view: [B, T, D]
+        features.append(F.normalize(frame_features.mean(1), dim=-1).cpu())
         labels.append(batch["label"])
     return torch.cat(features), torch.cat(labels)
 
@@ -116,15 +116,10 @@ def zero_shot(spec_or_run: str | Path, data: str | Path | Manifest, split: str =
     modality = media_modality(rows)
     templates = templates or backbone.templates or ("photo" if modality == "image" else "kinetics")
     features, targets = embed_media(backbone, rows, class_names, frames, batch_size, device, progress)
-
-    def encode_text(texts: list[str]) -> torch.Tensor:
-        with torch.no_grad():
-            return backbone.encode_text(texts, normalize=True).cpu()
-
     protocol = {"split": split, "manifest": manifest.name, "label_column": label_column,
                 "backbone": str(spec_or_run), "modality": modality, "unlabelled_rows_skipped": unlabelled,
                 **({"frames": frames, "frame_pooling": "mean"} if modality == "video" else {})}
-    result = evaluate_zero_shot(features, targets, class_names, templates, encode_text,
+    result = evaluate_zero_shot(features, targets, class_names, templates, backbone_text_encoder(backbone),
                                 logit_scale=float(backbone.logit_scale.detach()), protocol=protocol)
     if out is not None:
         out = Path(out)

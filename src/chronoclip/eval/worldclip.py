@@ -33,7 +33,7 @@ from chronoclip.data.worlds.captions import caption, scene
 from chronoclip.data.worlds.universe import COLOURS, SHAPES, SIZES, STYLES, random_thing, render_scene
 from chronoclip.eval.metrics import classification_metrics
 from chronoclip.eval.retrieval import evaluate_retrieval
-from chronoclip.eval.zero_shot import build_text_classifier, load_templates, zero_shot_scores
+from chronoclip.eval.zero_shot import backbone_text_encoder, build_text_classifier, load_templates, zero_shot_scores
 
 #: Side of the rendered images (the ``captions`` world's default), resized to the backbone's input.
 RENDER_SIZE = 64
@@ -50,13 +50,6 @@ def _embed_images(backbone: Any, pixels: torch.Tensor, batch_size: int = 256) ->
     backbone.eval()
     return torch.cat([backbone.encode_image(pixels[i:i + batch_size].to(backbone.device), normalize=True).cpu()
                       for i in range(0, len(pixels), batch_size)])
-
-
-def _encoder(backbone: Any) -> Any:
-    @torch.no_grad()
-    def encode(texts: list[str]) -> torch.Tensor:
-        return backbone.encode_text(texts, normalize=True).cpu()
-    return encode
 
 
 def _top1(features: torch.Tensor, classifier: torch.Tensor, targets: torch.Tensor) -> float:
@@ -76,7 +69,7 @@ def universe_zero_shot(backbone: Any, styles: Sequence[str] = tuple(STYLES), n: 
     unknown = sorted(set(styles) - set(STYLES))
     if unknown:
         raise ValueError(f"unknown styles {unknown}; known: {', '.join(STYLES)}")
-    encode, colours = _encoder(backbone), list(COLOURS)
+    encode, colours = backbone_text_encoder(backbone), list(COLOURS)
     shape_classifier = build_text_classifier(SHAPES, [f"a {z} {c} {{}}" for z in SIZES for c in colours], encode)
     colour_classifier = build_text_classifier(colours, [f"a {z} {{}} {s}" for z in SIZES for s in SHAPES], encode)
     pairs = [f"{c} {s}" for s in SHAPES for c in colours]
@@ -105,6 +98,6 @@ def universe_retrieval(backbone: Any, n: int = 500, seed: int = 20261123, two_ob
         images.append(render_scene(things, RENDER_SIZE, STYLES["source"], rng))
         captions.append(caption(things, rng))
     features = _embed_images(backbone, _pixels(images, backbone))
-    texts = torch.cat([_encoder(backbone)(captions[i:i + 256]) for i in range(0, n, 256)])
+    texts = torch.cat([backbone_text_encoder(backbone)(captions[i:i + 256]) for i in range(0, n, 256)])
     result = evaluate_retrieval(texts, features, protocol={"images": "fresh captions-world scenes"})
     return {key.replace("t2v", "t2i").replace("v2t", "i2t"): value for key, value in result.items()}

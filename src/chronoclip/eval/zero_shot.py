@@ -43,6 +43,14 @@ log = logging.getLogger(__name__)
 TextEncoder = Callable[[list[str]], torch.Tensor]
 """Encodes a batch of strings to ``[N, D]`` embeddings (normalised or not)."""
 
+
+def backbone_text_encoder(backbone: Any) -> TextEncoder:
+    """A :data:`TextEncoder` over a backbone's text tower: normalised embeddings on the CPU, no graph."""
+    @torch.no_grad()
+    def encode(texts: list[str]) -> torch.Tensor:
+        return backbone.encode_text(texts, normalize=True).cpu()
+    return encode
+
 CLIP_LOGIT_SCALE = 100.0
 """The multiplier trained CLIP models apply to cosine similarities (their learned temperature's cap)."""
 
