@@ -161,3 +161,31 @@ def test_classification_run_refuses_labels_missing_from_train(motion: Path, tmp_
     with pytest.raises(ManifestError, match="'never trained' appears in 1 val/test row"):
         train("frame-probe", tmp_path / "m.csv", tmp_path / "run", backbone="tiny", overrides=FAST)
     assert not (tmp_path / "run").exists()  # refused before the run folder is written
+
+
+def test_every_run_protocol_has_an_evaluator() -> None:
+    from chronoclip.eval.run_protocols import RUN_EVALUATORS
+    from chronoclip.methods.base import RUN_PROTOCOLS
+
+    assert set(RUN_EVALUATORS) == set(RUN_PROTOCOLS)
+    assert {get_method(name).run_protocol for name in list_methods()} <= set(RUN_PROTOCOLS)
+
+
+def test_spec_fields_are_copied_into_samples_and_batched(motion: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from chronoclip.data.datasets import SampleSpec
+
+    records = [dict(r) for r in load_manifest(motion)]
+    for i, record in enumerate(records):
+        record.update(timestamp=1.5 * i, stage=f"s{i % 2}")
+    write_manifest(records, tmp_path / "m.csv")
+    rows = load_manifest(tmp_path / "m.csv").split("train")
+    spec = replace(SampleSpec(frames=2, image_size=16), fields=("timestamp", "stage", "series"))
+    dataset = ManifestDataset(rows, spec, rows.labels, train=True)
+    batch = collate([dataset[0], dataset[1]])
+    assert batch["pixels"].shape == (2, 2, 3, 16, 16)
+    assert torch.equal(batch["timestamp"], torch.tensor([rows[0]["timestamp"], rows[1]["timestamp"]]))
+    assert batch["stage"] == [rows[0]["stage"], rows[1]["stage"]]
+    assert batch["series"] == [None, None]  # a column the manifest lacks: None, kept as a list
+    assert dataset.row_fields(1)["label"] == rows.labels.index(rows[1]["label"])

@@ -37,6 +37,8 @@ class SampleSpec:
         text: include the row's ``text``.
         label: include the class index (``-1`` for rows without a label).
         eval_clips / eval_crops: multi-view testing: temporal clips × spatial crops (1 or 3).
+        fields: further manifest columns copied into each sample as they are (e.g. ``timestamp``,
+            ``stage``, ``series``); a row without the column gets ``None``.
     """
 
     modality: str = "video"
@@ -51,6 +53,7 @@ class SampleSpec:
     label: bool = True
     eval_clips: int = 1
     eval_crops: int = 1
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -124,12 +127,20 @@ class ManifestDataset(Dataset[dict[str, Any]]):
                              f"{self.manifest.rows[index]})") from exc
         views = [view for clip in clips for view in self._views(clip, generator)]
         pixels = views[0] if self.train else torch.stack(views)
-        sample: dict[str, Any] = {"pixels": pixels, "index": index}
+        return {"pixels": pixels, **self.row_fields(index)}
+
+    def row_fields(self, index: int) -> dict[str, Any]:
+        """What a sample holds besides its media: ``index``, and ``label``, ``text`` and the spec's
+        ``fields`` as it asks — read from the row alone, without decoding anything."""
+        record = self.manifest[index]
+        sample: dict[str, Any] = {"index": index}
         if self.spec.label:
             label = record.get("label")
             sample["label"] = self.class_index[label] if label is not None else -1
         if self.spec.text:
             sample["text"] = record.get("text") or ""
+        for name in self.spec.fields:
+            sample[name] = record.get(name)
         return sample
 
     def _load_clips(self, record: Record, generator: torch.Generator) -> list[torch.Tensor]:
@@ -174,13 +185,13 @@ class ManifestDataset(Dataset[dict[str, Any]]):
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Batch samples: stack tensors, tensorise numbers, keep strings as lists."""
+    """Batch samples: stack tensors, tensorise numbers (when every sample has one), keep the rest as lists."""
     batch: dict[str, Any] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
         if isinstance(values[0], torch.Tensor):
             batch[key] = torch.stack(values)
-        elif isinstance(values[0], (int, float)):
+        elif all(isinstance(v, (int, float)) for v in values):
             batch[key] = torch.tensor(values)
         else:
             batch[key] = values

@@ -50,14 +50,7 @@ class CachedFeatures(Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         features = self.features[index]
-        sample: dict[str, Any] = {"features": features[0] if self.base.train else features, "index": index}
-        record = self.base.manifest[index]
-        if self.base.spec.label:
-            label = record.get("label")
-            sample["label"] = self.base.class_index[label] if label is not None else -1
-        if self.base.spec.text:
-            sample["text"] = record.get("text") or ""
-        return sample
+        return {"features": features[0] if self.base.train else features, **self.base.row_fields(index)}
 
 
 def feature_namespace(frozen: FrozenFeatures, dataset: ManifestDataset) -> dict[str, Any]:

@@ -32,8 +32,7 @@ from chronoclip.engine.features import cache_root, cached_features
 from chronoclip.engine.logging import read_history
 from chronoclip.engine.trainer import Trainer, load_trainable_state, make_accelerator
 from chronoclip.errors import ChronoclipError, ConfigError, ManifestError
-from chronoclip.eval.classify import evaluate_classification
-from chronoclip.eval.retrieval import evaluate_method_retrieval
+from chronoclip.eval.run_protocols import Scores, run_protocol
 from chronoclip.io.writers import atomic_path
 from chronoclip.methods import get_method
 from chronoclip.methods.base import FrozenFeatures, Method
@@ -132,22 +131,23 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(saved) as temp:
             temp.write_text(to_yaml(cfg), encoding="utf-8")
-    train_set: Dataset[Any] = ManifestDataset(train_rows, spec, class_names, train=True, seed=cfg.train.seed)
+    train_set = model.dataset(train_rows, train=True, seed=cfg.train.seed)
     frozen = cache_extractor(model, cfg)
-    if frozen is not None and spec.deterministic(train=True):
+    if frozen is not None and isinstance(train_set, ManifestDataset) and spec.deterministic(train=True):
         with accelerator.main_process_first():
-            train_set = _cached(model, frozen, train_set, cfg, accelerator.device)  # type: ignore[arg-type]
+            train_set = _cached(model, frozen, train_set, cfg, accelerator.device)
     val_rows = _split_or_none(manifest, "val")
     eval_kwargs = {"batch_size": cfg.train.batch_size, "device": accelerator.device, "progress": False}
-    val_set: Dataset[Any] | None = None
+    val_sets: tuple[Dataset[Any], Dataset[Any] | None] | None = None
 
     def validate(method_: Method) -> dict[str, float] | None:
-        nonlocal val_set
+        nonlocal val_sets
         if val_rows is None:
             return None
-        if val_set is None:
-            val_set = eval_dataset(method_, cfg, val_rows, accelerator.device, frozen)
-        result, _ = evaluate_split(method_, val_set, {"split": "val"}, **eval_kwargs)
+        if val_sets is None:
+            val_sets = (eval_dataset(method_, cfg, val_rows, accelerator.device, frozen),
+                        reference_dataset(method_, cfg, train_rows, accelerator.device, frozen))
+        result, _ = evaluate_split(method_, val_sets[0], {"split": "val"}, reference=val_sets[1], **eval_kwargs)
         return {k: v for k, v in result.items() if isinstance(v, float)}
 
     trainer = Trainer(model, cfg, train_set, out, validate, accelerator)
@@ -216,9 +216,20 @@ def _cached(method: Method, frozen: FrozenFeatures, dataset: ManifestDataset, cf
 
 def eval_dataset(method: Method, cfg: RunConfig, rows: Manifest, device: torch.device | str,
                  frozen: FrozenFeatures | None) -> Dataset[Any]:
-    """Evaluation samples of ``rows`` for ``method``: cached frozen features when ``frozen`` is given."""
-    dataset = ManifestDataset(rows, method.sample_spec(), method.class_names, train=False, seed=cfg.train.seed)
-    return _cached(method, frozen, dataset, cfg, device) if frozen is not None else dataset
+    """Evaluation samples of ``rows`` for ``method``: cached frozen features when ``frozen`` is given
+    (and the method's data set is the engine's :class:`ManifestDataset`)."""
+    dataset = method.dataset(rows, train=False, seed=cfg.train.seed)
+    if frozen is not None and isinstance(dataset, ManifestDataset):
+        return _cached(method, frozen, dataset, cfg, device)
+    return dataset
+
+
+def reference_dataset(method: Method, cfg: RunConfig, train_rows: Manifest, device: torch.device | str,
+                      frozen: FrozenFeatures | None) -> Dataset[Any] | None:
+    """The training split as evaluation samples, for a run protocol that fits on it (else ``None``)."""
+    if not run_protocol(method.run_protocol).needs_reference:
+        return None
+    return eval_dataset(method, cfg, train_rows, device, frozen)
 
 
 def _class_names_of(cfg: RunConfig) -> list[str]:
@@ -226,21 +237,24 @@ def _class_names_of(cfg: RunConfig) -> list[str]:
 
 
 def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, Any], *, batch_size: int,
-                   device: torch.device | str, progress: bool = True
-                   ) -> tuple[dict[str, Any], tuple[torch.Tensor, torch.Tensor] | None]:
+                   device: torch.device | str, progress: bool = True, reference: Dataset[Any] | None = None
+                   ) -> tuple[dict[str, Any], Scores]:
     """The method's :attr:`~Method.run_protocol` on an evaluation data set.
+
+    Args:
+        reference: the training split as evaluation samples, for protocols that fit on it
+            (:func:`reference_dataset`).
 
     Returns:
         The result (metrics and ``protocol``), and for classification the ``[N, C]`` probabilities and
         ``[N]`` targets (for the report's confusion matrix).
     """
     method.to(device)
-    if method.run_protocol == "retrieval":
-        return evaluate_method_retrieval(method, dataset, protocol, batch_size=batch_size, device=device,
-                                         progress=progress), None
-    result, probabilities, targets = evaluate_classification(method, dataset, protocol, batch_size=batch_size,
-                                                             device=device, progress=progress)
-    return result, (probabilities, targets)
+    evaluator = run_protocol(method.run_protocol)
+    if evaluator.needs_reference and reference is None:
+        raise ValueError(f"run protocol '{method.run_protocol}' fits on the training split: pass reference=")
+    return evaluator.evaluate(method, dataset, protocol, batch_size=batch_size, device=device, progress=progress,
+                              reference=reference)
 
 
 def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: str | Path | None = None,
@@ -250,11 +264,13 @@ def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: st
     manifest = data if isinstance(data, Manifest) else load_manifest(data)
     rows = manifest.split(split)
     spec = run.method.sample_spec()
-    dataset = eval_dataset(run.method, run.config, rows, device, cache_extractor(run.method, run.config))
+    frozen = cache_extractor(run.method, run.config)
+    dataset = eval_dataset(run.method, run.config, rows, device, frozen)
+    reference = reference_dataset(run.method, run.config, manifest.split("train"), device, frozen)
     protocol = {"split": split, "manifest": manifest.name, "clips": spec.eval_clips, "crops": spec.eval_crops,
                 "frames": spec.frames, "sampling": spec.eval_sampling}
     result, scores = evaluate_split(run.method, dataset, protocol, batch_size=run.config.train.batch_size,
-                                    device=device)
+                                    device=device, reference=reference)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -263,8 +279,7 @@ def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: st
     return result
 
 
-def _write_report(out: Path, run: Run, result: dict[str, Any],
-                  scores: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+def _write_report(out: Path, run: Run, result: dict[str, Any], scores: Scores) -> None:
     from chronoclip.eval.report import write_report
 
     history = read_history(run.path / "metrics.jsonl")

@@ -4,6 +4,7 @@ A method is an ``nn.Module`` built from its validated ``Config`` dataclass, a ba
 class names. The trainer and the evaluators only talk to this surface:
 
 - :meth:`Method.sample_spec` — what each data sample must contain (frames, size, text, ...);
+- :meth:`Method.dataset` — the samples of a manifest split (the default decodes what the spec asks);
 - :meth:`Method.forward` / :meth:`Method.loss` — ``loss`` returns ``{"loss": total, **named parts}``;
 - :meth:`Method.predict` — what ``chronoclip predict`` prints;
 - :meth:`Method.param_groups` — optimizer groups (learning-rate scale, weight decay, fixed lr);
@@ -21,15 +22,18 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
-from chronoclip.data.datasets import SampleSpec
+from chronoclip.data.datasets import ManifestDataset, SampleSpec
+from chronoclip.data.manifest import Manifest
 from chronoclip.errors import ConfigError
 
 Batch = dict[str, Any]
 
 #: Evaluation protocols a method may declare.
 PROTOCOLS = ("classify", "regress", "zero_shot", "linear_probe", "retrieval")
-#: Protocols the engine can run on a training run's val / test splits.
+#: Protocols the engine can run on a training run's val / test splits; each has its evaluator in
+#: :mod:`chronoclip.eval.run_protocols` (methods may not import ``eval``).
 RUN_PROTOCOLS = ("classify", "retrieval")
 
 
@@ -92,6 +96,14 @@ class Method(nn.Module):
     def sample_spec(self) -> SampleSpec:
         """What the data set must deliver for this method."""
         raise NotImplementedError
+
+    def dataset(self, rows: Manifest, train: bool, seed: int = 0) -> Dataset[dict[str, Any]]:
+        """The samples of ``rows`` this method trains (``train``) or is evaluated on.
+
+        The default decodes what :meth:`sample_spec` asks (and lets the engine cache frozen features);
+        a method with other inputs (e.g. audio beside video) returns its own data set.
+        """
+        return ManifestDataset(rows, self.sample_spec(), self.class_names, train=train, seed=seed)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError

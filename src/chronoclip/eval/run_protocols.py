@@ -1,0 +1,59 @@
+"""The evaluations the engine runs on a training run's val / test splits, by :attr:`Method.run_protocol`.
+
+Each protocol is a function ``(method, dataset, protocol, *, batch_size, device, progress, reference)``
+returning the result (metrics and ``protocol``) and, for classification, the ``[N, C]`` probabilities
+and ``[N]`` targets the report's confusion matrix is drawn from (else ``None``).
+``reference`` is the training split as evaluation samples, built only for a protocol that declares
+``needs_reference`` (e.g. a linear probe fitted on frozen features of the training split).
+
+A method adds a protocol by writing its evaluator here (``eval`` may import ``methods``, not the reverse)
+and naming it in :data:`chronoclip.methods.base.RUN_PROTOCOLS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from chronoclip.eval.classify import evaluate_classification
+from chronoclip.eval.retrieval import evaluate_method_retrieval
+
+Scores = tuple[torch.Tensor, torch.Tensor] | None
+Evaluator = Callable[..., tuple[dict[str, Any], Scores]]
+
+
+@dataclass(frozen=True)
+class RunProtocol:
+    """An evaluator and whether it needs the training split (``reference``)."""
+
+    evaluate: Evaluator
+    needs_reference: bool = False
+
+
+def _classify(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
+              **kwargs: Any) -> tuple[dict[str, Any], Scores]:
+    result, probabilities, targets = evaluate_classification(method, dataset, protocol, **kwargs)
+    return result, (probabilities, targets)
+
+
+def _retrieval(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
+               **kwargs: Any) -> tuple[dict[str, Any], Scores]:
+    return evaluate_method_retrieval(method, dataset, protocol, **kwargs), None
+
+
+#: Run protocol name -> its evaluator.
+RUN_EVALUATORS: dict[str, RunProtocol] = {
+    "classify": RunProtocol(_classify),
+    "retrieval": RunProtocol(_retrieval),
+}
+
+
+def run_protocol(name: str) -> RunProtocol:
+    """The evaluator of run protocol ``name``."""
+    if name not in RUN_EVALUATORS:
+        raise KeyError(f"no evaluator for run protocol '{name}'; known: {', '.join(RUN_EVALUATORS)}")
+    return RUN_EVALUATORS[name]
