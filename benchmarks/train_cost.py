@@ -1,14 +1,17 @@
-"""Training cost of the video baselines at real size: frozen ``frame-probe`` vs ``finetune``.
+"""Training cost at real size: frozen ``frame-probe`` and ``dist`` (DiST) vs full ``finetune``.
 
 A random-init ViT-B/16 (``clip-b16``: weight values do not change cost) sees clips of 8 frames at
-224². Each configuration runs in its own subprocess so its peak memory is its own (CUDA: peak
-allocated; CPU: peak resident set size of the process, which includes the ~0.5 GB interpreter +
-torch baseline). Prints median training-step time and peak memory side by side, with ratios.
+224² (DiST: the paper's K400 8+16f model, 8 sparse frames through the tower and 16 dense frames through
+the temporal encoder). Each configuration runs in its own subprocess so its peak memory is its own
+(CUDA: peak allocated; CPU: peak resident set size of the process, which includes the ~0.5 GB
+interpreter + torch baseline). Prints median training-step time, peak memory and forward GMACs per view
+(``torch.utils.flop_counter``, one multiply-add = 2 FLOPs, the fvcore convention of spec A.3) side by
+side, with ratios to ``finetune``.
 
 Then the frozen-feature cache: ``frame-probe`` training epochs on a small ``motion`` world with the
 cache off (decode + ViT every epoch), cold (first epoch fills the cache) and warm (a new run reuses it).
 
-Run: ``python benchmarks/train_cost.py [--steps 3] [--batch 2] [--frames 8] [--device auto|cpu|cuda]``
+Run: ``python benchmarks/train_cost.py [--steps 3] [--batch 2] [--frames 8] [--device auto|cpu|cuda] [--no-cache]``
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
-METHODS = ("frame-probe", "finetune")
+METHODS = ("frame-probe", "finetune", "dist")
 
 
 def measure(method: str, steps: int, batch: int, frames: int, device: str) -> dict[str, float]:
@@ -38,7 +42,8 @@ def measure(method: str, steps: int, batch: int, frames: int, device: str) -> di
     model = method_cls(method_cls.Config(frames=frames), load_backbone("clip-b16"), [f"c{i}" for i in range(10)])
     model = model.to(device).train()
     optimizer = build_optimizer(model.param_groups(), OptimConfig(lr=1e-4))
-    batch_data = {"pixels": torch.randn(batch, frames, 3, 224, 224, device=device),
+    clip_frames = model.sample_spec().frames  # DiST: the dense frames it samples (2 x frames)
+    batch_data = {"pixels": torch.randn(batch, clip_frames, 3, 224, 224, device=device),
                   "label": torch.randint(0, 10, (batch,), device=device)}
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -60,7 +65,20 @@ def measure(method: str, steps: int, batch: int, frames: int, device: str) -> di
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"step_s": statistics.median(times), "peak_mib": peak, "trainable_params": trainable}
+    return {"step_s": statistics.median(times), "peak_mib": peak, "trainable_params": trainable,
+            "gmacs_per_view": forward_gmacs(model, batch_data["pixels"][:1])}
+
+
+def forward_gmacs(model: Any, view: Any) -> float:
+    """Forward multiply-adds (GMACs) of one view ``[1, T, 3, H, W]`` counted by ``torch.utils.flop_counter``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model({"pixels": view})
+    return counter.get_total_flops() / 2e9
 
 
 def cache_epochs(frames: int, clips_per_class: int) -> dict[str, float]:
@@ -96,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--cache-clips", type=int, default=2, help="motion clips per class for the cache runs")
+    parser.add_argument("--no-cache", action="store_true", help="skip the feature-cache epochs")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -112,14 +131,24 @@ def main(argv: list[str] | None = None) -> None:
                    str(args.batch), "--frames", str(args.frames), "--device", args.device]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results[method] = json.loads(output.strip().splitlines()[-1])
-    probe, full = results["frame-probe"], results["finetune"]
-    print(f"ViT-B/16 (random init), {args.frames} frames x 224^2, batch {args.batch}, device {args.device}, "
-          f"median of {args.steps} steps after 1 warm-up")
-    print("| method | trainable params | step (s) | peak memory (MiB) |\n|---|---:|---:|---:|")
+    full = results["finetune"]
+    print(f"ViT-B/16 (random init), {args.frames} frames x 224^2 (dist: {args.frames} sparse + {2 * args.frames} "
+          f"dense), batch {args.batch}, device {args.device}, median of {args.steps} steps after 1 warm-up")
+    print("| method | trainable params | step (s) | peak memory (MiB) | GMACs / view |\n|---|---:|---:|---:|---:|")
     for method, r in results.items():
-        print(f"| {method} | {r['trainable_params']:,} | {r['step_s']:.3f} | {r['peak_mib']:.0f} |")
-    print(f"| ratio frame-probe / finetune | | {probe['step_s'] / full['step_s']:.2f}x | "
-          f"{probe['peak_mib'] / full['peak_mib']:.2f}x |")
+        print(f"| {method} | {r['trainable_params']:,} | {r['step_s']:.3f} | {r['peak_mib']:.0f} | "
+              f"{r['gmacs_per_view']:.1f} |")
+    for method in ("frame-probe", "dist"):
+        r = results[method]
+        print(f"| ratio {method} / finetune | | {r['step_s'] / full['step_s']:.2f}x | "
+              f"{r['peak_mib'] / full['peak_mib']:.2f}x | {r['gmacs_per_view'] / full['gmacs_per_view']:.2f}x |")
+    print("(spec A.3 estimate for dist: ~164 GMACs / view incl. 0.9 GMACs of patch embedding on the dropped "
+          "frames, which chronoclip does not run)")
+    if args.no_cache:
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump({"config": vars(args), "results": results}, handle, indent=2)
+        return
     cache = cache_epochs(args.frames, args.cache_clips)
     print(f"\nframe-probe on ViT-B/16, motion world ({10 * args.cache_clips} clips): 2-epoch run incl. cache fill")
     print("| feature cache | whole run (s) | 2nd epoch (s) |\n|---|---:|---:|")

@@ -28,7 +28,9 @@ def motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 #: Methods that do not train on the motion world: their world, its parameters and fast overrides.
 OTHER_DATA = {"clip": ("captions", {"n": 48, "size": 32}, ["train.epochs=6", "train.batch_size=8", "optim.lr=0.002",
-                                                           "train.log_every=1000"])}
+                                                           "train.log_every=1000"]),
+              # dense frames = 2 x model.frames = the world's 8; DiST's lr is 10x optim.lr
+              "dist": ("motion", {"n": 3, "frames": 8, "size": 32}, [*FAST, "optim.lr=0.001"])}
 
 
 @pytest.mark.parametrize("name", list_methods())

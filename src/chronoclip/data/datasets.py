@@ -34,6 +34,7 @@ class SampleSpec:
         mean, std: per-channel normalisation (CLIP's by default).
         train_sampling / eval_sampling: frame-index strategies of ``chronoclip.io.video``.
         augment: random resized crop + horizontal flip at training time (one draw per clip).
+        flip: whether ``augment`` flips (off where left / right is part of the label, e.g. SSv2).
         text: include the row's ``text``.
         label: include the class index (``-1`` for rows without a label).
         eval_clips / eval_crops: multi-view testing: temporal clips × spatial crops (1 or 3).
@@ -49,6 +50,7 @@ class SampleSpec:
     train_sampling: str = "random"
     eval_sampling: str = "uniform"
     augment: bool = False
+    flip: bool = True
     text: bool = False
     label: bool = True
     eval_clips: int = 1
@@ -174,7 +176,8 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         size = self.spec.image_size
         if self.train and self.spec.augment:
             clip = T.random_resized_crop(clip, size, scale=(0.5, 1.0), generator=generator)
-            clip = T.random_horizontal_flip(clip, generator=generator)
+            if self.spec.flip:
+                clip = T.random_horizontal_flip(clip, generator=generator)
             crops = [clip]
         else:
             resized = T.resize(clip, size)

@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,15 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
                      config: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     """The run's configuration: defaults < preset YAML < ``key=value`` overrides, validated.
 
+    Without ``config`` the preset is the method's packaged default recipe, if it names one
+    (:attr:`Method.default_config`, e.g. ``dist/motion.yaml``).
+
     Raises:
         ConfigError: unknown method, key or value (the message names it and what is allowed).
     """
     method_cls = get_method(method)
     schema = RunConfig(method=method, backbone=backbone, data=str(data), model=method_cls.Config())
-    preset = read_yaml(config) if config else {}
+    preset = read_yaml(config) if config else default_preset(method_cls)
     merged = merge_config(schema, preset, list(overrides))
     try:
         cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
@@ -71,6 +75,13 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
         raise ConfigError(f"invalid {method} configuration: {exc}") from exc
     validate_engine_config(cfg)
     return cfg
+
+
+def default_preset(method_cls: type[Method]) -> dict[str, Any]:
+    """The packaged recipe a method runs with when no ``--config`` is given (``Method.default_config``)."""
+    if not method_cls.default_config:
+        return {}
+    return read_yaml(Path(str(resources.files("chronoclip") / "configs" / method_cls.default_config)))
 
 
 def _seeded_method(cfg: RunConfig, class_names: list[str]) -> Method:

@@ -79,6 +79,9 @@ class Method(nn.Module):
     run_protocol: ClassVar[str] = "classify"
     #: The validation metric that selects the best checkpoint, and whether higher is better.
     best_metric: ClassVar[tuple[str, str]] = ("top1", "max")
+    #: A recipe under ``chronoclip/configs/`` (e.g. ``dist/motion.yaml``) that runs use when no ``--config``
+    #: is given; empty = the dataclass defaults alone.
+    default_config: ClassVar[str] = ""
 
     def __init__(self, cfg: Any, backbone: Any, class_names: list[str]) -> None:
         super().__init__()

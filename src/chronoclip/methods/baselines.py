@@ -23,6 +23,7 @@ from torch import nn
 from chronoclip.data.datasets import SampleSpec
 from chronoclip.errors import ConfigError
 from chronoclip.methods.base import Batch, FrozenFeatures, Method, ParamGroup
+from chronoclip.methods.common import top_predictions
 
 
 @dataclass
@@ -113,12 +114,7 @@ class FrameProbe(Method):
         return {"loss": ce, "ce": ce}
 
     def predict(self, batch: Batch) -> list[dict[str, Any]]:
-        probabilities = self(batch)["logits"].softmax(dim=-1)
-        top = probabilities.topk(min(3, len(self.class_names)), dim=-1)
-        return [{"label": self.class_names[int(i[0])],
-                 "top": [{"label": self.class_names[int(k)], "probability": round(float(p), 4)}
-                         for p, k in zip(ps, i, strict=True)]}
-                for ps, i in zip(top.values, top.indices, strict=True)]
+        return top_predictions(self(batch)["logits"], self.class_names)
 
 
 class FineTune(FrameProbe):
