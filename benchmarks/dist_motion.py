@@ -10,7 +10,9 @@ Order-only classes come in pairs, each the other reversed in time (``world.json`
 ignores frame order is at 50 % within a pair. Printed: top1 on the test split overall, on the order-only
 classes, right order within the pair, on the appearance classes, and wall-clock seconds of each run.
 
-Run: ``python benchmarks/dist_motion.py [--n 24] [--seed 0] [--json out.json]``
+Run: ``python benchmarks/dist_motion.py [--n 24] [--seed 0] [--out DIR] [--runs ...] [--json out.json]``
+(with ``--out``, finished runs are read back, so the four runs can be split over invocations; the world
+of an existing ``DIR/world`` is reused).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import Any
 
 from chronoclip.data.worlds import make_world
 from chronoclip.demo import PROBE_OVERRIDES, order_appearance_accuracy
-from chronoclip.engine.runs import train
+from chronoclip.engine.logging import read_history
+from chronoclip.engine.runs import load_run, train
 
 QUIET = ["train.log_every=1000"]
 RUNS: dict[str, tuple[str, list[str]]] = {
@@ -36,16 +39,27 @@ RUNS: dict[str, tuple[str, list[str]]] = {
 COLUMNS = ("top1", "order_top1", "order_within_pair_top1", "appearance_top1")
 
 
-def run_all(world: Path, out: Path, seed: int) -> dict[str, dict[str, Any]]:
-    """Train every run of :data:`RUNS` on ``world``; their test figures and seconds."""
+def run_all(world: Path, out: Path, seed: int, labels: list[str]) -> dict[str, dict[str, Any]]:
+    """Train the runs ``labels`` of :data:`RUNS` on ``world``; their test figures and training seconds.
+
+    A run folder under ``out`` that already holds final metrics is read back instead of retrained (its
+    seconds are the training time its ``metrics.jsonl`` logged), so the runs may be split over invocations.
+    """
     results = {}
-    for label, (method, overrides) in RUNS.items():
-        started = time.perf_counter()
-        run = train(method, world / "manifest.csv", out / label.replace(" ", "-"), backbone="tiny-world",
-                    overrides=[*overrides, *QUIET, f"train.seed={seed}"])
+    for label in labels:
+        method, overrides = RUNS[label]
+        folder = out / label.replace(" ", "-")
+        if (folder / "metrics.json").is_file():
+            run = load_run(folder)
+            seconds = max(row["time"] for row in read_history(folder / "metrics.jsonl") if "time" in row)
+        else:
+            started = time.perf_counter()
+            run = train(method, world / "manifest.csv", folder, backbone="tiny-world",
+                        overrides=[*overrides, *QUIET, f"train.seed={seed}"])
+            seconds = time.perf_counter() - started
         figures = {k: v for k, v in run.metrics.items() if isinstance(v, float)}
         figures.update(order_appearance_accuracy(run.metrics, world))
-        figures["seconds"] = time.perf_counter() - started
+        figures["seconds"] = seconds
         figures["trainable"] = sum(p.numel() for p in run.method.parameters() if p.requires_grad)
         results[label] = figures
     return results
@@ -56,12 +70,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=24, help="videos per class of the motion world")
     parser.add_argument("--seed", type=int, default=0, help="world and training seed")
     parser.add_argument("--out", type=Path, help="keep the world and run folders here (default: a temp folder)")
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which runs (default: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as temp:
         root = args.out or Path(temp)
-        world = Path(make_world("motion", root / "world", seed=args.seed, n=args.n)).parent
-        results = run_all(world, root / "runs", args.seed)
+        manifest = root / "world" / "manifest.csv"
+        if not manifest.is_file():
+            make_world("motion", root / "world", seed=args.seed, n=args.n)
+        results = run_all(manifest.parent, root / "runs", args.seed, args.runs)
     print(f"motion world: {10 * args.n} videos (seed {args.seed}), backbone tiny-world, test split; "
           f"order-only pairs are each other reversed in time (chance within a pair: 50 %)")
     print("| run | trainable params | top1 | order-only top1 | right order within the pair | appearance top1 "

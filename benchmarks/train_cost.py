@@ -11,7 +11,8 @@ side, with ratios to ``finetune``.
 Then the frozen-feature cache: ``frame-probe`` training epochs on a small ``motion`` world with the
 cache off (decode + ViT every epoch), cold (first epoch fills the cache) and warm (a new run reuses it).
 
-Run: ``python benchmarks/train_cost.py [--steps 3] [--batch 2] [--frames 8] [--device auto|cpu|cuda] [--no-cache]``
+Run: ``python benchmarks/train_cost.py [--steps 3] [--batch 2] [--frames 8] [--device auto|cpu|cuda]
+[--methods frame-probe dist] [--no-cache]``
 """
 
 from __future__ import annotations
@@ -71,12 +72,11 @@ def measure(method: str, steps: int, batch: int, frames: int, device: str) -> di
 
 def forward_gmacs(model: Any, view: Any) -> float:
     """Forward multiply-adds (GMACs) of one view ``[1, T, 3, H, W]`` counted by ``torch.utils.flop_counter``."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with counter:  # grad mode on: FlopCounterMode's module tracker rejects parameters used under no_grad
         model({"pixels": view})
     return counter.get_total_flops() / 2e9
 
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--cache-clips", type=int, default=2, help="motion clips per class for the cache runs")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                        help="what to measure besides finetune (the reference)")
     parser.add_argument("--no-cache", action="store_true", help="skip the feature-cache epochs")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure(args.child, args.steps, args.batch, args.frames, args.device)))
         return
     results = {}
-    for method in METHODS:
+    for method in dict.fromkeys(["finetune", *args.methods]):
         command = [sys.executable, __file__, "--child", method, "--steps", str(args.steps), "--batch",
                    str(args.batch), "--frames", str(args.frames), "--device", args.device]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     for method, r in results.items():
         print(f"| {method} | {r['trainable_params']:,} | {r['step_s']:.3f} | {r['peak_mib']:.0f} | "
               f"{r['gmacs_per_view']:.1f} |")
-    for method in ("frame-probe", "dist"):
+    for method in (m for m in ("frame-probe", "dist") if m in results):
         r = results[method]
         print(f"| ratio {method} / finetune | | {r['step_s'] / full['step_s']:.2f}x | "
               f"{r['peak_mib'] / full['peak_mib']:.2f}x | {r['gmacs_per_view'] / full['gmacs_per_view']:.2f}x |")
@@ -149,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
             with open(args.json, "w") as handle:
                 json.dump({"config": vars(args), "results": results}, handle, indent=2)
         return
+    if "frame-probe" not in results:
+        raise SystemExit("the feature-cache epochs are frame-probe's: add it to --methods or pass --no-cache")
     cache = cache_epochs(args.frames, args.cache_clips)
     print(f"\nframe-probe on ViT-B/16, motion world ({10 * args.cache_clips} clips): 2-epoch run incl. cache fill")
     print("| feature cache | whole run (s) | 2nd epoch (s) |\n|---|---:|---:|")

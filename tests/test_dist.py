@@ -384,6 +384,7 @@ def test_official_checkpoint_loads_by_key_map(tiny: Backbone, tmp_path: Path) ->
 def test_default_preset_and_config_errors() -> None:
     default = build_run_config("dist")
     assert default.model == build_run_config("dist", config=PRESETS / "motion.yaml").model
+    assert build_run_config("dist", config="dist/k400-b16-8f.yaml").model.eval_clips == 3  # a packaged recipe
     assert default.model.frames * default.model.temporal_ratio == 16  # the motion world's 16 frames
     with pytest.raises(ConfigError, match=r"model\.temporal_kernel"):
         build_run_config("dist", overrides=["model.temporal_kernel=2"])

@@ -193,7 +193,8 @@ def train(
     data: Annotated[Path, typer.Option(help="Manifest with train (and val / test) splits.")],
     out: Annotated[Path, typer.Option(help="Run folder.")],
     backbone: Annotated[str, typer.Option(help="Preset, local Hugging Face CLIP folder or hub id.")] = DEFAULT_BACKBONE,
-    config: Annotated[Path | None, typer.Option(help="Preset YAML (train / optim / schedule / model).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Preset YAML (train / optim / schedule / model), or a "
+                                                     "packaged recipe such as dist/k400-b16-8f.yaml.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run folder's latest checkpoint.")] = False,
     nproc: Annotated[int, typer.Option(min=1, help="Processes (DDP via torchrun; gloo on CPU).")] = 1,
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides KEY=VALUE, e.g. "

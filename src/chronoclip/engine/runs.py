@@ -59,15 +59,15 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
                      config: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     """The run's configuration: defaults < preset YAML < ``key=value`` overrides, validated.
 
-    Without ``config`` the preset is the method's packaged default recipe, if it names one
-    (:attr:`Method.default_config`, e.g. ``dist/motion.yaml``).
+    ``config`` is a YAML file or the name of a packaged recipe (``dist/k400-b16-8f.yaml``); without it the
+    preset is the method's packaged default recipe, if it names one (:attr:`Method.default_config`).
 
     Raises:
         ConfigError: unknown method, key or value (the message names it and what is allowed).
     """
     method_cls = get_method(method)
     schema = RunConfig(method=method, backbone=backbone, data=str(data), model=method_cls.Config())
-    preset = read_yaml(config) if config else default_preset(method_cls)
+    preset = read_yaml(recipe_path(config)) if config else default_preset(method_cls)
     merged = merge_config(schema, preset, list(overrides))
     try:
         cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
@@ -77,11 +77,17 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
     return cfg
 
 
+def recipe_path(config: str | Path) -> Path:
+    """``config`` itself when it is a file, else the packaged recipe of that name under ``chronoclip/configs/``
+    (e.g. ``dist/k400-b16-8f.yaml``), so recipes are found from an installed wheel too."""
+    path = Path(config)
+    packaged = Path(str(resources.files("chronoclip") / "configs")) / path
+    return packaged if not path.is_file() and not path.is_absolute() and packaged.is_file() else path
+
+
 def default_preset(method_cls: type[Method]) -> dict[str, Any]:
     """The packaged recipe a method runs with when no ``--config`` is given (``Method.default_config``)."""
-    if not method_cls.default_config:
-        return {}
-    return read_yaml(Path(str(resources.files("chronoclip") / "configs" / method_cls.default_config)))
+    return read_yaml(recipe_path(method_cls.default_config)) if method_cls.default_config else {}
 
 
 def _seeded_method(cfg: RunConfig, class_names: list[str]) -> Method:

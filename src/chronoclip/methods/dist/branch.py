@@ -274,5 +274,11 @@ class DiSTBranch(nn.Module):
         video_query = self.video_query.expand(rows // s.frames, -1, -1)
         for pool in self.pooling:
             frame_query, video_query = pool(fused, frame_query, video_query)
-        skip = self.skip(last_cls.view(-1, s.frames, last_cls.shape[-1]).mean(dim=1))   # [B, I]
-        return self.norm_post(video_query[:, 0] + skip) @ self.proj
+        return self.output(video_query[:, 0], last_cls)
+
+    def output(self, video: torch.Tensor | float, last_cls: torch.Tensor) -> torch.Tensor:
+        """``e = LN(v + W_s mean_t CLS^(L)) P`` ``[B, E]`` from the video query ``v [B, I]`` and the last
+        block's CLS tokens ``[B·T, D]``; ``v = 0`` is the spatial-only reduction (spec A.8-6)."""
+        frames = self.shape.frames
+        skip = self.skip(last_cls.view(-1, frames, last_cls.shape[-1]).mean(dim=1))   # [B, I]
+        return self.norm_post(video + skip) @ self.proj

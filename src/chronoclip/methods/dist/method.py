@@ -13,7 +13,8 @@ Ablations (``model.ablation``), exact reductions of the same network with the di
 
 - ``spatial-only`` (spec A.8-6): the video query, and the out-projection and MLP output of every pooling
   layer's temporal cross-attention, are zero, so ``e = LN(W_s mean_t CLS^(L)) P`` — frame-order invariant
-  and blind to the temporal encoder; only ``W_s``, the LayerNorm and ``P`` (and a linear head) train.
+  and blind to the temporal encoder; only ``W_s``, the LayerNorm and ``P`` (and a linear head) train, and
+  the forward computes just that (the test suite checks it equals the full network with those zeros).
 - ``no-temporal-encoder`` (A.8-7): both exchange maps are zero; the temporal stem, T-blocks and the maps
   are frozen, so the dense-only frames cannot reach the output.
 
@@ -46,6 +47,7 @@ from chronoclip.errors import ConfigError
 from chronoclip.methods.base import Batch, Method, ParamGroup
 from chronoclip.methods.common import top_predictions
 from chronoclip.methods.dist.branch import BranchShape, DiSTBranch
+from chronoclip.methods.dist.official import load_official_checkpoint
 
 HEADS = ("text", "linear")
 ABLATIONS = ("none", "spatial-only", "no-temporal-encoder")
@@ -192,8 +194,6 @@ class DiST(Method):
                 text = backbone.encode_text(self.class_names, normalize=True)
             self.register_buffer("text_features", text, persistent=False)
         if cfg.init_checkpoint:
-            from chronoclip.methods.dist.official import load_official_checkpoint
-
             load_official_checkpoint(self, cfg.init_checkpoint)
         self._apply_ablation(cfg.ablation)
 
@@ -266,6 +266,8 @@ class DiST(Method):
             raise ValueError(f"{self.name}: pixels must be [B, {expected}, 3, {size}, {size}] "
                              f"(frames × temporal_ratio dense frames), got {tuple(dense.shape)}")
         taps, last_cls = self.tower_taps(dense)
+        if cfg.ablation == "spatial-only":  # the zeroed video path contributes exactly 0: skip running it
+            return self.branch.output(0.0, last_cls)
         return self.branch(taps, last_cls, dense)
 
     def classify(self, embedding: torch.Tensor) -> torch.Tensor:

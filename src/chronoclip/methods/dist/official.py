@@ -7,31 +7,29 @@ here come from ``--backbone`` and are ignored. Only the part after ``dist_net.``
 ``module.`` (DDP) prefix does not matter. ``i`` is the index of a tapped layer (released
 ``SELECTED_LAYERS[i]``, a 0-based block index ``l``, is our tower layer ``l + 1``), ``p`` a pooling layer.
 
-======================================================================  ======================================
-released (after ``dist_net.``)                                          chronoclip (after ``branch.``)
-======================================================================  ======================================
-``temporal_stem.*``                                                     ``temporal_stem.*``
-``input_linears.i.*``                                                   ``layers.i.tap_proj.*``
-``integration2temporal_nets.i.linear_fuse.*``                           ``layers.i.to_temporal.*``
-``temporal2integration_nets.i.linear_fuse.*``                           ``layers.i.to_integration.*``
-``temporal2integration_nets.i.cls_token``                               ``layers.i.frame_cls``
-``temporal_nets.i.ln.*``                                                ``layers.i.temporal_block.norm.*``
-``temporal_nets.i.temporal_net.c_fc1.*`` / ``c_fc2.*``                  ``layers.i.temporal_block.time_conv.*`` / ``space_conv.*``
-``integration_nets.i.ln.*`` / ``ln_temporal.*``                         ``layers.i.integration_block.norm.*`` / ``norm_t.*``
-``integration_nets.i.ffn.c_fc.*`` / ``c_proj.*``                        ``layers.i.integration_block.ffn.fc.*`` / ``ffn.proj.*``
-``integration_nets.i.temporal_ffn.c_fc1.*`` / ``c_fc2.*`` / ``c_proj.*`` ``layers.i.integration_block.t_reduce.*`` / ``t_conv.*`` / ``t_expand.*``
-``adapooling_nets.p.spatial_transformer.ln_1.*`` / ``.attn.*``          ``pooling.p.frame_attn.norm.*`` / ``.attn.*``
-``adapooling_nets.p.ln_out_spat_cls_token.*``                           ``pooling.p.frame_norm.*``
-``adapooling_nets.p.output_map_spatial_cls_token.c_fc.*`` / ``c_proj.*``  ``pooling.p.frame_mlp.fc.*`` / ``frame_mlp.proj.*``
-``adapooling_nets.p.positional_embedding``                              ``pooling.p.time_pos``
-``adapooling_nets.p.temporal_transformer.ln_1.*`` / ``.attn.*``         ``pooling.p.video_attn.norm.*`` / ``.attn.*``
-``adapooling_nets.p.ln_out_temp_cls_token.*``                           ``pooling.p.video_norm.*``
-``adapooling_nets.p.output_map_cls_token.c_fc.*`` / ``c_proj.*``        ``pooling.p.video_mlp.fc.*`` / ``video_mlp.proj.*``
-``proj_spatial_cls_token.*``                                            ``skip.*``
-``ln_post.*``                                                           ``norm_post.*``
-``proj``                                                                ``proj``
-``aggregated_cls_token`` / ``aggregated_spatial_cls_token``             ``video_query`` / ``frame_query``
-======================================================================  ======================================
+Released name (after ``dist_net.``) → chronoclip name (after ``branch.``):
+
+- ``temporal_stem.*`` → ``temporal_stem.*``
+- ``input_linears.i.*`` → ``layers.i.tap_proj.*``
+- ``integration2temporal_nets.i.linear_fuse.*`` → ``layers.i.to_temporal.*``
+- ``temporal2integration_nets.i.linear_fuse.*`` → ``layers.i.to_integration.*``
+- ``temporal2integration_nets.i.cls_token`` → ``layers.i.frame_cls``
+- ``temporal_nets.i.ln.*`` → ``layers.i.temporal_block.norm.*``
+- ``temporal_nets.i.temporal_net.c_fc1.*`` / ``c_fc2.*`` → ``layers.i.temporal_block.time_conv.*`` / ``space_conv.*``
+- ``integration_nets.i.ln.*`` / ``ln_temporal.*`` → ``layers.i.integration_block.norm.*`` / ``norm_t.*``
+- ``integration_nets.i.ffn.c_fc.*`` / ``c_proj.*`` → ``layers.i.integration_block.ffn.fc.*`` / ``ffn.proj.*``
+- ``integration_nets.i.temporal_ffn.c_fc1.*`` / ``c_fc2.*`` / ``c_proj.*`` → ``layers.i.integration_block.t_reduce.*`` / ``t_conv.*`` / ``t_expand.*``
+- ``adapooling_nets.p.spatial_transformer.ln_1.*`` / ``.attn.*`` → ``pooling.p.frame_attn.norm.*`` / ``.attn.*``
+- ``adapooling_nets.p.ln_out_spat_cls_token.*`` → ``pooling.p.frame_norm.*``
+- ``adapooling_nets.p.output_map_spatial_cls_token.c_fc.*`` / ``c_proj.*`` → ``pooling.p.frame_mlp.fc.*`` / ``frame_mlp.proj.*``
+- ``adapooling_nets.p.positional_embedding`` → ``pooling.p.time_pos``
+- ``adapooling_nets.p.temporal_transformer.ln_1.*`` / ``.attn.*`` → ``pooling.p.video_attn.norm.*`` / ``.attn.*``
+- ``adapooling_nets.p.ln_out_temp_cls_token.*`` → ``pooling.p.video_norm.*``
+- ``adapooling_nets.p.output_map_cls_token.c_fc.*`` / ``c_proj.*`` → ``pooling.p.video_mlp.fc.*`` / ``video_mlp.proj.*``
+- ``proj_spatial_cls_token.*`` → ``skip.*``
+- ``ln_post.*`` → ``norm_post.*``
+- ``proj`` → ``proj``
+- ``aggregated_cls_token`` / ``aggregated_spatial_cls_token`` → ``video_query`` / ``frame_query``
 
 Every tensor keeps its released shape (``nn.MultiheadAttention`` in- and out-projections included; the
 released sequence-first layout changes no parameter), so loading is renaming plus shape checks. The
