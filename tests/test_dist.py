@@ -139,7 +139,6 @@ def test_b16_parameter_count(b16: Backbone) -> None:
     assert sum(p.numel() for p in ssv2.branch.parameters()) == pytest.approx(19.0e6, rel=1e-3)
 
 
-@pytest.mark.slow
 def test_b16_branch_shapes(b16: Backbone) -> None:
     """A.8-3 at B/16 and 224²: the branch alone on random taps (no tower forward)."""
     model = _b16(b16, "k400-b16-8f.yaml")
