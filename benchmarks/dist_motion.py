@@ -31,7 +31,7 @@ from chronoclip.engine.runs import load_run, train
 
 QUIET = ["train.log_every=1000"]
 # The order-blind references train for fewer epochs than DiST to fit a 2-core CPU: spatial-only trains
-# 18 k parameters on frozen features and finetune is ~3x a DiST step; neither can see order at any length.
+# 18 k parameters on frozen features, finetune trains the whole tower; neither can see order at any length.
 RUNS: dict[str, tuple[str, list[str]]] = {
     "dist": ("dist", []),
     "dist spatial-only": ("dist", ["model.ablation=spatial-only", "train.epochs=10"]),
