@@ -21,6 +21,7 @@ gives audio-only samples (ESC-50: no video). Randomness is drawn from a generato
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -151,6 +152,19 @@ class AVDataset(Dataset[dict[str, Any]]):
         if not self.keep:
             raise MediaError(Path(manifest.name), "no row has an audio stream",
                              hint="CrissCross needs video files with sound (or model.missing_audio=silence)")
+
+    def respec(self, spec: AVSpec) -> AVDataset:
+        """The same rows and probed (or cached, decoded) media under another spec — e.g. another sampler
+        mode — without probing or decoding again. The spec must keep the media the same (modalities,
+        audio rate, ``missing_audio``, ``cache_media``)."""
+        same = ("modalities", "missing_audio", "cache_media")
+        if any(getattr(spec, key) != getattr(self.spec, key) for key in same) or \
+                spec.mel.sample_rate != self.spec.mel.sample_rate:
+            raise ConfigError(f"respec can change the sampling and front end, not {', '.join(same)} or the rate")
+        other = copy.copy(self)
+        rows = ("skipped_no_audio", "silence_filled")
+        other.spec, other.counts = spec, Counter({key: self.counts[key] for key in rows if self.counts[key]})
+        return other
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random draws ``__getitem__`` makes."""
