@@ -156,6 +156,23 @@ def _cell(values: list[float], digits: int = 1) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 
+def print_table(results: dict[str, list[dict[str, float]]]) -> None:
+    """The table (mean ± std over the runs of each configuration) and the mild / medium − none deltas."""
+    keys = ["video class", "audio class", "video nuisance", "audio nuisance", "video z_std", "audio z_std", "seconds"]
+    print("| config | seeds | " + " | ".join(keys) + " |\n|---|---|" + "---|" * len(keys))
+    for name, runs in results.items():
+        cells = [_cell([r[k] for r in runs], 3 if "z_std" in k else 1) for k in keys]
+        print(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    if "none" in results:
+        for name in ("mild", "medium"):
+            if name in results:
+                deltas = {m: np.mean([r[f"{m} class"] for r in results[name]])
+                          - np.mean([r[f"{m} class"] for r in results["none"]]) for m in ("video", "audio")}
+                verdict = "meets" if min(deltas.values()) >= 10 else "misses"
+                print(f"{name} − none, class probe: video {deltas['video']:+.1f}, audio {deltas['audio']:+.1f} points "
+                      f"({verdict} the ≥ 10-point target in both)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -166,8 +183,13 @@ def main() -> None:
     parser.add_argument("--snr-db", type=float, default=-20.0,
                         help="class tone over noise in the audio (at 0 dB a probe of random features is at 100 %%)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--json", help="also write every run's figures to this file")
+    parser.add_argument("--json", help="also write every run's figures to this file (after each run)")
+    parser.add_argument("--summarise", help="only print the table of a --json file (e.g. of an interrupted run)")
     args = parser.parse_args()
+    if args.summarise:
+        saved = json.loads(Path(args.summarise).read_text(encoding="utf-8"))
+        print_table({name: runs for name, runs in saved.items() if runs})
+        return
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
 
@@ -175,7 +197,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         data = prepare(args, Path(folder))
         prepared = time.perf_counter() - started
-        results = {name: [run_one(name, seed, args, data) for seed in range(args.seeds)] for name in args.configs}
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in args.configs}
+        for seed in range(args.seeds):  # seed-major, so an interrupted run still covers every configuration
+            for name in args.configs:
+                results[name].append(run_one(name, seed, args, data))
+                print(f"seed {seed} {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in results[name][-1].items()),
+                      flush=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
     total = time.perf_counter() - started
 
     floors = {m: max(np.bincount(data[f"test_{m}_counts"].reshape(-1))) / data[f"test_{m}_counts"].size * 100
@@ -184,22 +213,8 @@ def main() -> None:
           f"(train {len(data['train_labels'])}, test {len(data['test_labels'])}), "
           f"{args.epochs} epochs, batch {args.batch}, {args.seeds} seeds; chance 12.5 %; "
           f"nuisance majority rate video {floors['video']:.1f} %, audio {floors['audio']:.1f} %")
-    keys = ["video class", "audio class", "video nuisance", "audio nuisance", "video z_std", "audio z_std", "seconds"]
-    print("| config | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
-    for name, runs in results.items():
-        cells = [_cell([r[k] for r in runs], 3 if "z_std" in k else 1) for k in keys]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    if "none" in results:
-        for name in ("mild", "medium"):
-            if name in results:
-                deltas = {m: np.mean([r[f"{m} class"] for r in results[name]])
-                          - np.mean([r[f"{m} class"] for r in results["none"]]) for m in ("video", "audio")}
-                verdict = "meets" if min(deltas.values()) >= 10 else "misses"
-                print(f"{name} − none, class probe: video {deltas['video']:+.1f}, audio {deltas['audio']:+.1f} points "
-                      f"({verdict} the ≥ 10-point target in both)")
+    print_table(results)
     print(f"time: world + decoding {prepared:.0f} s, total {total:.0f} s")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":
