@@ -30,7 +30,13 @@ def motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
 OTHER_DATA = {"clip": ("captions", {"n": 48, "size": 32}, ["train.epochs=6", "train.batch_size=8", "optim.lr=0.002",
                                                            "train.log_every=1000"]),
               # dense frames = 2 x model.frames = the world's 8; DiST's lr is 10x optim.lr
-              "dist": ("motion", {"n": 3, "frames": 8, "size": 32}, [*FAST, "optim.lr=0.001"])}
+              "dist": ("motion", {"n": 3, "frames": 8, "size": 32}, [*FAST, "optim.lr=0.001"]),
+              "crisscross": ("audiovisual", {"n": 6, "duration": 3.0, "size": 16},
+                             ["train.epochs=4", "train.batch_size=8", "train.log_every=1000", "train.eval_every=0",
+                              "model.cache_media=true",
+                              "model.video_width=4", "model.audio_width=4", "model.proj_dim=16",
+                              "model.proj_hidden=16", "model.pred_hidden=8", "model.frames=4", "model.fps=8",
+                              "model.image_size=16", "model.audio_seconds=1.0", "model.eval_clips=2"])}
 
 
 @pytest.mark.parametrize("name", list_methods())
@@ -45,6 +51,13 @@ def test_every_method_trains_and_predicts(name: str, motion: Path, tmp_path: Pat
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
     assert (tmp_path / "run" / "report.md").is_file() and (tmp_path / "run" / "plots" / "loss.png").is_file()
     manifest = load_manifest(data)
+    if run.method.run_protocol == "av_probe":  # self-supervised: probes of frozen features, no logits
+        assert {"probe_top1", "video.probe_top1", "audio.probe_top1", "protocol"} <= set(run.metrics)
+        samples = run.method.dataset(manifest.split("test"), train=False)
+        with torch.no_grad():
+            predictions = run.method.predict(collate([samples[0], samples[1]]))
+        assert len(predictions) == 2 and -1 <= predictions[0]["av_similarity"] <= 1
+        return
     dataset = ManifestDataset(manifest.split("test"), run.method.sample_spec(), run.class_names, train=False)
     batch = collate([dataset[0], dataset[1]])
     batch["pixels"] = batch["pixels"][:, 0]  # one view

@@ -84,6 +84,11 @@ class OptimConfig:
         betas: Adam betas.
         eps: Adam epsilon.
         momentum: SGD momentum.
+        larc: wrap the optimizer in LARC (layer-wise adaptive rate clipping; CrissCross's Adam + LARC):
+            weight decay moves into the gradient and each tensor's gradient is scaled by
+            ``min(trust · ‖w‖ / (‖g‖ + wd · ‖w‖ + eps) / lr, 1)`` (see :mod:`chronoclip.engine.larc`).
+        larc_trust: LARC's trust coefficient.
+        larc_clip: clip mode (the local lr never exceeds the global one); off: scale mode.
     """
 
     name: str = "adamw"
@@ -92,6 +97,9 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     momentum: float = 0.9
+    larc: bool = False
+    larc_trust: float = 1e-3
+    larc_clip: bool = True
 
 
 @dataclass
@@ -148,7 +156,8 @@ def validate_engine_config(cfg: RunConfig) -> None:
         "train.max_steps": cfg.train.max_steps, "train.clip_grad": cfg.train.clip_grad,
         "train.num_workers": cfg.train.num_workers, "train.eval_every": cfg.train.eval_every,
         "train.checkpoint_every": cfg.train.checkpoint_every, "optim.lr": cfg.optim.lr,
-        "optim.weight_decay": cfg.optim.weight_decay, "schedule.warmup_epochs": cfg.schedule.warmup_epochs}
+        "optim.weight_decay": cfg.optim.weight_decay, "optim.larc_trust": cfg.optim.larc_trust,
+        "schedule.warmup_epochs": cfg.schedule.warmup_epochs}
     for key, number in non_negative.items():
         if number < 0:
             raise ConfigError(f"{key}={number} must not be negative")
@@ -169,6 +178,27 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections, got {type(content).__name__}")
     return content
+
+
+def route_sections(layer: dict[str, Any] | list[str], sections: tuple[str, ...]) -> dict[str, Any] | list[str]:
+    """Move a method's top-level config sections under ``model``: ``sampler.mode=mild`` (an override) or a
+    preset's ``sampler:`` mapping become ``model.sampler...``; every other key is left as it is.
+
+    Raises:
+        ConfigError: a preset sets a section both at the top level and under ``model``.
+    """
+    if not sections:
+        return layer
+    if isinstance(layer, list):
+        return [f"model.{item}" if item.split("=", 1)[0].split(".", 1)[0] in sections else item for item in layer]
+    moved = {key: value for key, value in layer.items() if key in sections}
+    if not moved:
+        return layer
+    model = dict(layer.get("model") or {})
+    clash = sorted(set(moved) & set(model))
+    if clash:
+        raise ConfigError(f"{', '.join(clash)} is set both at the top level and under model: keep one")
+    return {**{k: v for k, v in layer.items() if k not in sections}, "model": {**model, **moved}}
 
 
 def merge_config(schema: Any, *layers: dict[str, Any] | DictConfig | list[str]) -> DictConfig:

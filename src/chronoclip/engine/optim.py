@@ -15,6 +15,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from chronoclip.config import OptimConfig, ScheduleConfig
+from chronoclip.engine.larc import apply_larc
 from chronoclip.errors import ConfigError
 from chronoclip.methods.base import ParamGroup
 
@@ -47,15 +48,18 @@ def torch_param_groups(groups: Sequence[ParamGroup], cfg: OptimConfig) -> list[d
 
 
 def build_optimizer(groups: Sequence[ParamGroup], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW, Adam or SGD (with momentum) over the method's groups."""
+    """AdamW, Adam or SGD (with momentum) over the method's groups, LARC-wrapped with ``optim.larc``."""
     torch_groups = torch_param_groups(groups, cfg)
+    optimizer: torch.optim.Optimizer
     if cfg.name == "adamw":
-        return torch.optim.AdamW(torch_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)  # type: ignore[arg-type]
-    if cfg.name == "adam":
-        return torch.optim.Adam(torch_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)  # type: ignore[arg-type]
-    if cfg.name == "sgd":
-        return torch.optim.SGD(torch_groups, lr=cfg.lr, momentum=cfg.momentum)
-    raise ConfigError(f"optim.name='{cfg.name}' is not one of adamw, adam, sgd")
+        optimizer = torch.optim.AdamW(torch_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)  # type: ignore[arg-type]
+    elif cfg.name == "adam":
+        optimizer = torch.optim.Adam(torch_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)  # type: ignore[arg-type]
+    elif cfg.name == "sgd":
+        optimizer = torch.optim.SGD(torch_groups, lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        raise ConfigError(f"optim.name='{cfg.name}' is not one of adamw, adam, sgd")
+    return apply_larc(optimizer, cfg.larc_trust, cfg.larc_clip) if cfg.larc else optimizer
 
 
 def lr_factor(cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:

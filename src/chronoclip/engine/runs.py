@@ -25,7 +25,15 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
-from chronoclip.config import DEFAULT_BACKBONE, RunConfig, merge_config, read_yaml, to_yaml, validate_engine_config
+from chronoclip.config import (
+    DEFAULT_BACKBONE,
+    RunConfig,
+    merge_config,
+    read_yaml,
+    route_sections,
+    to_yaml,
+    validate_engine_config,
+)
 from chronoclip.data.datasets import ManifestDataset
 from chronoclip.data.manifest import Manifest, labels_missing_from_train, load_manifest
 from chronoclip.engine import checkpoint as ckpt
@@ -61,6 +69,8 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
 
     ``config`` is a YAML file or the name of a packaged recipe (``dist/k400-b16-8f.yaml``); without it the
     preset is the method's packaged default recipe, if it names one (:attr:`Method.default_config`).
+    A method's :attr:`~chronoclip.methods.base.Method.config_sections` may be given at the top level
+    (``sampler.mode=mild`` for ``model.sampler.mode=mild``).
 
     Raises:
         ConfigError: unknown method, key or value (the message names it and what is allowed).
@@ -68,7 +78,8 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
     method_cls = get_method(method)
     schema = RunConfig(method=method, backbone=backbone, data=str(data), model=method_cls.Config())
     preset = read_yaml(recipe_path(config)) if config else default_preset(method_cls)
-    merged = merge_config(schema, preset, list(overrides))
+    sections = method_cls.config_sections
+    merged = merge_config(schema, route_sections(preset, sections), route_sections(list(overrides), sections))
     try:
         cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except Exception as exc:  # the method Config's own __post_init__ validation

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from chronoclip.eval.av_probe import evaluate_av_probe
 from chronoclip.eval.classify import evaluate_classification
 from chronoclip.eval.retrieval import evaluate_method_retrieval
 
@@ -45,10 +46,16 @@ def _retrieval(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, 
     return evaluate_method_retrieval(method, dataset, protocol, **kwargs), None
 
 
+def _av_probe(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
+              **kwargs: Any) -> tuple[dict[str, Any], Scores]:
+    return evaluate_av_probe(method, dataset, protocol, reference=reference, **kwargs), None
+
+
 #: Run protocol name -> its evaluator.
 RUN_EVALUATORS: dict[str, RunProtocol] = {
     "classify": RunProtocol(_classify),
     "retrieval": RunProtocol(_retrieval),
+    "av_probe": RunProtocol(_av_probe, needs_reference=True),
 }
 
 

@@ -34,7 +34,7 @@ Batch = dict[str, Any]
 PROTOCOLS = ("classify", "regress", "zero_shot", "linear_probe", "retrieval")
 #: Protocols the engine can run on a training run's val / test splits; each has its evaluator in
 #: :mod:`chronoclip.eval.run_protocols` (methods may not import ``eval``).
-RUN_PROTOCOLS = ("classify", "retrieval")
+RUN_PROTOCOLS = ("classify", "retrieval", "av_probe")
 
 
 @dataclass
@@ -82,6 +82,9 @@ class Method(nn.Module):
     #: A recipe under ``chronoclip/configs/`` (e.g. ``dist/motion.yaml``) that runs use when no ``--config``
     #: is given; empty = the dataclass defaults alone.
     default_config: ClassVar[str] = ""
+    #: Sections of the method's ``Config`` (nested dataclass fields) that may also be set at the top level
+    #: of a preset or override: ``sampler.mode=mild`` means ``model.sampler.mode=mild``.
+    config_sections: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, backbone: Any, class_names: list[str]) -> None:
         super().__init__()
