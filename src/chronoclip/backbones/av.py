@@ -26,6 +26,23 @@ def _bn_relu(channels: int, dims: int) -> list[nn.Module]:
     return [norm, nn.ReLU(inplace=True)]
 
 
+def _resnet18_stages(block: type[nn.Module], widths: list[int]) -> nn.Sequential:
+    """ResNet-18's four stages of two ``block(in, out, stride)`` each; every stage but the first halves the
+    resolution; the input has ``widths[0]`` channels."""
+    stages, channels = [], widths[0]
+    for index, out in enumerate(widths):
+        stages.append(nn.Sequential(block(channels, out, 1 if index == 0 else 2), block(out, out, 1)))
+        channels = out
+    return nn.Sequential(*stages)
+
+
+def _kaiming_init(model: nn.Module, conv: type[nn.Conv2d] | type[nn.Conv3d]) -> None:
+    """He (fan-out) initialisation of every ``conv`` layer's weight, as torchvision's ResNets do."""
+    for module in model.modules():
+        if isinstance(module, conv):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+
 class _R2Plus1DBlock(nn.Module):
     """Spatial / temporal factorised residual block (AVID-CMA layout)."""
 
@@ -59,16 +76,9 @@ class R2Plus1D(nn.Module):
         widths = [width, 2 * width, 4 * width, 8 * width]
         self.stem = nn.Sequential(nn.Conv3d(3, width, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False),
                                   *_bn_relu(width, 3), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
-        stages, channels = [], width
-        for index, out in enumerate(widths):
-            stride = 1 if index == 0 else 2
-            stages.append(nn.Sequential(_R2Plus1DBlock(channels, out, stride), _R2Plus1DBlock(out, out, 1)))
-            channels = out
-        self.stages = nn.Sequential(*stages)
+        self.stages = _resnet18_stages(_R2Plus1DBlock, widths)
         self.out_dim = widths[-1]
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        _kaiming_init(self, nn.Conv3d)
 
     def feature_map(self, video: torch.Tensor) -> torch.Tensor:
         """``[B, T, 3, H, W]`` → the last stage's map ``[B, 8·width, T', H', W']``."""
@@ -110,16 +120,9 @@ class AudioResNet(nn.Module):
         widths = [width, 2 * width, 4 * width, 8 * width]
         self.stem = nn.Sequential(nn.Conv2d(1, width, 7, 2, 3, bias=False), *_bn_relu(width, 2),
                                   nn.MaxPool2d(3, 2, 1))
-        stages, channels = [], width
-        for index, out in enumerate(widths):
-            stride = 1 if index == 0 else 2
-            stages.append(nn.Sequential(_BasicBlock(channels, out, stride), _BasicBlock(out, out, 1)))
-            channels = out
-        self.stages = nn.Sequential(*stages)
+        self.stages = _resnet18_stages(_BasicBlock, widths)
         self.out_dim = widths[-1]
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        _kaiming_init(self, nn.Conv2d)
 
     def feature_map(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """``[B, 1, M, F]`` → the last stage's map ``[B, 8·width, M', F']`` (``[B,512,3,7]`` for 80×201)."""
