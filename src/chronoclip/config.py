@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ DEFAULT_BACKBONE = "tiny-world"
 PRECISIONS = ("no", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
+#: Top-level keys of a :class:`RunConfig`; an override key starting with anything else is a method key.
+ENGINE_KEYS = ("method", "backbone", "data", "train", "optim", "schedule", "model")
 
 
 @dataclass
@@ -155,6 +159,35 @@ def validate_engine_config(cfg: RunConfig) -> None:
     if cfg.train.batch_size % cfg.train.grad_accum:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be a multiple of "
                           f"train.grad_accum={cfg.train.grad_accum}")
+
+
+def qualify_overrides(overrides: Sequence[str], model_config: type[Any], method: str = "") -> list[str]:
+    """Prefix ``model.`` to the overrides whose first key part is a field of the method's ``Config``.
+
+    ``mode=image-only`` becomes ``model.mode=image-only`` and ``sampler.mode=x`` becomes
+    ``model.sampler.mode=x`` (when ``sampler`` is a field); keys under an engine section
+    (:data:`ENGINE_KEYS`) pass unchanged, so ``model.mode=...`` keeps working.
+
+    Raises:
+        ConfigError: an item without ``=``, or a bare key that is neither an engine section nor a field of
+            ``model_config`` (the message lists both).
+    """
+    fields = [f.name for f in dataclasses.fields(model_config)] if dataclasses.is_dataclass(model_config) else []
+    result = []
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        head = key.strip().split(".", 1)[0]
+        if not sep or not head:
+            raise ConfigError(f"override '{item}' is not KEY=VALUE (e.g. train.epochs=3)")
+        if head in ENGINE_KEYS:
+            result.append(item)
+        elif head in fields:
+            result.append(f"model.{item.strip()}")
+        else:
+            raise ConfigError(f"unknown config key '{key.strip()}': the first part must be an engine section "
+                              f"({', '.join(ENGINE_KEYS)}) or a model key of {method or 'the method'} "
+                              f"({', '.join(fields) or 'none'})")
+    return result
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -24,7 +24,15 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
-from chronoclip.config import DEFAULT_BACKBONE, RunConfig, merge_config, read_yaml, to_yaml, validate_engine_config
+from chronoclip.config import (
+    DEFAULT_BACKBONE,
+    RunConfig,
+    merge_config,
+    qualify_overrides,
+    read_yaml,
+    to_yaml,
+    validate_engine_config,
+)
 from chronoclip.data.datasets import ManifestDataset
 from chronoclip.data.manifest import Manifest, labels_missing_from_train, load_manifest
 from chronoclip.engine import checkpoint as ckpt
@@ -58,13 +66,16 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
                      config: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     """The run's configuration: defaults < preset YAML < ``key=value`` overrides, validated.
 
+    An override whose first key part is not an engine section is a key of the method's model config:
+    ``mode=image-only`` means ``model.mode=image-only`` (see :func:`~chronoclip.config.qualify_overrides`).
+
     Raises:
         ConfigError: unknown method, key or value (the message names it and what is allowed).
     """
     method_cls = get_method(method)
     schema = RunConfig(method=method, backbone=backbone, data=str(data), model=method_cls.Config())
     preset = read_yaml(config) if config else {}
-    merged = merge_config(schema, preset, list(overrides))
+    merged = merge_config(schema, preset, qualify_overrides(overrides, method_cls.Config, method))
     try:
         cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except Exception as exc:  # the method Config's own __post_init__ validation
@@ -119,7 +130,7 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
         cfg = build_run_config(method, data, backbone, config, overrides)
     manifest = load_manifest(cfg.data)
     train_rows = manifest.split("train")
-    class_names = train_rows.labels
+    class_names = class_names_of(train_rows, get_method(cfg.method))
     unseen = labels_missing_from_train(manifest) if get_method(cfg.method).run_protocol == "classify" else []
     if unseen:
         raise ManifestError(manifest.name, unseen, hint="A classifier only predicts labels it was trained on: "
@@ -232,8 +243,13 @@ def reference_dataset(method: Method, cfg: RunConfig, train_rows: Manifest, devi
     return eval_dataset(method, cfg, train_rows, device, frozen)
 
 
+def class_names_of(train_rows: Manifest, method_cls: type[Method]) -> list[str]:
+    """The sorted distinct values of the method's :attr:`~Method.label_column` in the training rows."""
+    return sorted({v for v in train_rows.column(method_cls.label_column) if v is not None})
+
+
 def _class_names_of(cfg: RunConfig) -> list[str]:
-    return load_manifest(cfg.data, check_files=False).split("train").labels
+    return class_names_of(load_manifest(cfg.data, check_files=False).split("train"), get_method(cfg.method))
 
 
 def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, Any], *, batch_size: int,
@@ -247,7 +263,7 @@ def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, An
 
     Returns:
         The result (metrics and ``protocol``), and for classification the ``[N, C]`` probabilities and
-        ``[N]`` targets (for the report's confusion matrix).
+        ``[N]`` targets (for the report's confusion matrix), or the evaluator's report inputs (a dict).
     """
     method.to(device)
     evaluator = run_protocol(method.run_protocol)
@@ -285,6 +301,9 @@ def _write_report(out: Path, run: Run, result: dict[str, Any], scores: Scores) -
     history = read_history(run.path / "metrics.jsonl")
     if scores is None:
         write_report(out, history, result)
+        return
+    if isinstance(scores, dict):  # the evaluator's own report inputs
+        write_report(out, history, result, **scores)
         return
     probabilities, targets = scores
     write_report(out, history, result, class_names=run.class_names,

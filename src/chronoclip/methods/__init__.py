@@ -12,9 +12,10 @@ from chronoclip.errors import ConfigError
 from chronoclip.methods.base import Method
 from chronoclip.methods.baselines import FineTune, FrameProbe
 from chronoclip.methods.clip import ClipPretrain
+from chronoclip.methods.cliptime import CLIPTime
 
 #: Method name -> class. Add a method by importing it above and listing it here.
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (ClipPretrain, FrameProbe, FineTune)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (ClipPretrain, FrameProbe, FineTune, CLIPTime)}
 
 
 def list_methods() -> list[str]:
