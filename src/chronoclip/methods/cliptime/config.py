@@ -26,7 +26,8 @@ class CLIPTimeConfig:
             embedding by a learned null vector; ``single-task`` trains the time head alone
             (λ_stage = 0); ``no-temporal-embedding`` drops the alignment loss (λ_align = 0) and the
             retrieval readout.
-        hidden: width of the fused representation h (and of the temporal embedding).
+        hidden: width of the fused representation h and of the temporal embedding; 0 = the towers'
+            embedding width D (the spec's 3D → D fusion, 1536 → 512 for ViT-B/32).
         fusion_layers: Linear → LayerNorm → GELU → Dropout blocks of the fusion MLP (spec: 1).
         dropout: dropout of the fusion MLP.
         lambda_stage, lambda_time, lambda_align: loss weights λ_c, λ_r, λ_a of the full model.
@@ -46,7 +47,7 @@ class CLIPTimeConfig:
     """
 
     mode: str = "image+text"
-    hidden: int = 512
+    hidden: int = 0
     fusion_layers: int = 1
     dropout: float = 0.1
     lambda_stage: float = 1.0
@@ -72,9 +73,9 @@ class CLIPTimeConfig:
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ConfigError(f"model.{key}='{value}' is not one of {', '.join(allowed)}")
-        if self.hidden < 1 or self.fusion_layers < 1 or self.fourier_frequencies < 1 or self.retrieval_grid < 2:
-            raise ConfigError("model.hidden, model.fusion_layers and model.fourier_frequencies must be positive and "
-                              "model.retrieval_grid at least 2")
+        if self.hidden < 0 or self.fusion_layers < 1 or self.fourier_frequencies < 1 or self.retrieval_grid < 2:
+            raise ConfigError("model.hidden must be >= 0, model.fusion_layers and model.fourier_frequencies positive "
+                              "and model.retrieval_grid at least 2")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
         weights = {"lambda_stage": self.lambda_stage, "lambda_time": self.lambda_time,

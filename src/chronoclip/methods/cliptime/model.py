@@ -20,7 +20,7 @@ The forward pass reads the image and the note only: no timestamp enters it at te
 
 Example:
     >>> from chronoclip.backbones import load_backbone
-    >>> model = CLIPTime(CLIPTimeConfig(hidden=32), load_backbone("tiny"), ["spore", "hyphae", "mycelium"])
+    >>> model = CLIPTime(CLIPTimeConfig(), load_backbone("tiny"), ["spore", "hyphae", "mycelium"])
     >>> model.sample_spec().fields
     ('timestamp', 'stage', 'series')
 """
@@ -80,7 +80,8 @@ class CLIPTime(Method):
                               f"got {class_names}")
         backbone.freeze(image=cfg.image_tower == "frozen" or not cfg.uses_image,
                         text=cfg.text_tower == "frozen" or not cfg.uses_text)
-        dim, hidden = backbone.embed_dim, cfg.hidden
+        dim = backbone.embed_dim
+        hidden = cfg.hidden or dim
         self.null_image = None if cfg.uses_image else nn.Parameter(torch.zeros(dim))
         self.null_text = None if cfg.uses_text else nn.Parameter(torch.zeros(dim))
         self.fusion = _fusion(3 * dim, hidden, cfg.fusion_layers, cfg.dropout)
