@@ -11,7 +11,11 @@ Targets (spec C.8 / issue 7): image+text MAE <= 0.7 x image-only; multitask MAE 
 with <= 50 training series (the default world has 49); text-only stage accuracy near chance.
 
 Run: ``python benchmarks/cliptime_growth.py [--series 70] [--frames 40] [--seeds 0 1 2] [--epochs 20]
-[--set model.KEY=VALUE ...] [--out DIR] [--json FILE]`` (about 5 minutes on 2 CPU cores).
+[--set model.KEY=VALUE ...] [--out DIR] [--json FILE]`` (about 3 minutes on 2 CPU cores).
+
+On your own data (``--data MANIFEST``, e.g. from ``chronoclip data import timelapse ... notes=FILE``) it
+trains image+text, image-only and text-only only, and warns when text-only beats image-only on time
+error: a sign that the notes give the time or the stage away (spec C.6).
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscribing 2 cores)")
     parser.add_argument("--out", help="folder for the worlds and runs (default: a temporary folder)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--data", help="a manifest of your own instead of generated growth worlds (leakage check)")
     args = parser.parse_args()
 
     import logging
@@ -100,30 +105,35 @@ def main() -> None:
     started = time.perf_counter()
     out = Path(args.out or tempfile.mkdtemp(prefix="cliptime-growth-"))
     results: dict[str, dict[str, list[float]]] = {}
+    unit = "hours"
     worlds: list[dict[str, Any]] = []
+    modes = MODES[:3] if args.data else MODES
     for seed in args.seeds:
-        manifest = make_world("growth", out / f"world-{seed}", seed=seed, n=args.series, frames=args.frames, size=64)
+        manifest = Path(args.data) if args.data else make_world("growth", out / f"world-{seed}", seed=seed,
+                                                                 n=args.series, frames=args.frames, size=64)
         rows = load_manifest(manifest)
         test_stages = rows.split("test").column("stage")
         worlds.append({"seed": seed, "train_series": len(set(rows.split("train").column("series"))),
                        "majority": 100 * max(test_stages.count(s) for s in set(test_stages)) / len(test_stages)})
-        for mode in MODES:
+        for mode in modes:
             run = train("cliptime", manifest, out / f"{mode}-{seed}", backbone=args.backbone,
                         overrides=[*_recipe(seed, args.epochs), *args.set, f"mode={mode}"])
+            unit = run.metrics["protocol"]["time_unit"]
             for key in ("mae", "stage_acc", "mae_retrieval", "temporal_acc@10", "text_truncated"):
                 if key in run.metrics:
                     results.setdefault(mode, {}).setdefault(key, []).append(run.metrics[key])
-        for name, metrics in _baselines(manifest, args.backbone).items():
+        for name, metrics in ({} if args.data else _baselines(manifest, args.backbone)).items():
             for key, value in metrics.items():
                 results.setdefault(name, {}).setdefault(key, []).append(value)
     seconds = time.perf_counter() - started
 
     mae = {name: statistics.mean(r["mae"]) for name, r in results.items()}
-    print(f"cliptime on the growth world: {args.series} series x {args.frames} frames, training series "
+    source = args.data or f"the growth world: {args.series} series x {args.frames} frames"
+    print(f"cliptime on {source}, training series "
           f"{[w['train_series'] for w in worlds]}, seeds {args.seeds}, {args.backbone} frozen, "
           f"{args.epochs} epochs{', ' + ' '.join(args.set) if args.set else ''}; test split, mean ± std over seeds "
           f"({seconds / 60:.1f} min)\n")
-    print("| variant | MAE (h) | stage acc (%) | MAE retrieval (h) | temporal acc@10 (%) |")
+    print(f"| variant | MAE ({unit}) | stage acc (%) | MAE retrieval ({unit}) | temporal acc@10 (%) |")
     print("|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {_cell(r['mae'])} | {_cell(r['stage_acc'])} | {_cell(r.get('mae_retrieval', []))} | "
@@ -132,14 +142,15 @@ def main() -> None:
     text_acc = statistics.mean(results["text-only"]["stage_acc"])
     checks = [
         ("image+text MAE / image-only MAE", mae["image+text"] / mae["image-only"], "<= 0.70"),
-        ("multitask MAE / single-task MAE", mae["image+text"] / mae["single-task"], "<= 0.95"),
-        ("text-only stage acc (%) vs chance 33.3 / majority", text_acc, f"near chance (majority {majority:.1f})"),
+        ("text-only stage acc (%) vs chance / majority", text_acc, f"near chance (majority {majority:.1f})"),
     ]
+    if "single-task" in mae:
+        checks.insert(1, ("multitask MAE / single-task MAE", mae["image+text"] / mae["single-task"], "<= 0.95"))
     print("\n| check | measured | target |\n|---|---|---|")
     for name, value, target in checks:
         print(f"| {name} | {value:.3f} | {target} |")
     print(f"\nnotes cut at the text context: {_cell(results['image+text']['text_truncated'])} % of distinct notes")
-    warning = text_leakage_warning(mae["text-only"], mae["image-only"], "h")
+    warning = text_leakage_warning(mae["text-only"], mae["image-only"], unit)
     print(f"leakage check: {warning or 'text-only MAE is not below image-only MAE (no sign of leakage)'}")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "worlds": worlds, "seconds": seconds}, indent=2))

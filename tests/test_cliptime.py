@@ -208,3 +208,40 @@ def test_cli_trains_a_mode_writes_metrics_reports_time_and_predicts(growth: Path
     assert printed[0] == printed[1]  # image-only: the note changes nothing
     assert main(["predict", str(out), "--image", str(tmp_path / "none.png")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_baselines_ridge_histograms_time_prompts_and_the_leakage_warning(growth: Path) -> None:
+    from chronoclip.eval.stage_time_baselines import (
+        colour_histograms,
+        fit_ridge,
+        ridge_predict,
+        text_leakage_warning,
+        zero_shot_times,
+    )
+
+    features = np.random.default_rng(0).normal(size=(40, 3))
+    weights = fit_ridge(features, features @ np.array([1.0, -2.0, 0.5]) + 3.0, alpha=1e-9)
+    assert weights[:, 0] == pytest.approx([1.0, -2.0, 0.5, 3.0], abs=1e-6)
+    assert ridge_predict(weights, features[:2]).shape == (2, 1)
+    histograms = colour_histograms(load_manifest(growth).column("path")[:3], bins=4)
+    assert histograms.shape == (3, 64) and np.allclose(histograms.sum(axis=1), 1)
+
+    def encode(texts: list[str]) -> torch.Tensor:  # prompt "after k hours" -> the unit vector of axis k / 12
+        return torch.nn.functional.one_hot(torch.tensor([int(t.split()[3]) // 12 for t in texts]), 5).float()
+
+    images = torch.nn.functional.one_hot(torch.tensor([0, 3, 4]), 5).float()
+    assert zero_shot_times(images, [0, 12, 24, 36, 48], encode).tolist() == [0.0, 36.0, 48.0]
+    assert text_leakage_warning(text_only_mae=12.0, image_only_mae=5.0) is None
+    assert "notes may state the time" in (text_leakage_warning(2.0, 5.0, "hours") or "")
+
+
+def test_text_only_predictions_are_constant_within_a_series(growth: Path) -> None:
+    model, manifest = _model(growth, mode="text-only")
+    model.eval()
+    rows = manifest.split("train")
+    first = rows.column("series")[0]
+    series = rows.select(s == first for s in rows.column("series"))
+    batch = _batch(model, series, size=len(series))
+    with torch.no_grad():
+        tau = model(batch)["tau"]
+    assert torch.allclose(tau, tau[0].expand_as(tau))  # so stage accuracy cannot beat the majority per series
