@@ -119,7 +119,8 @@ def main() -> None:
             run = train("cliptime", manifest, out / f"{mode}-{seed}", backbone=args.backbone,
                         overrides=[*_recipe(seed, args.epochs), *args.set, f"mode={mode}"])
             unit = run.metrics["protocol"]["time_unit"]
-            for key in ("mae", "stage_acc", "mae_retrieval", "temporal_acc@10", "text_truncated"):
+            for key in ("mae", "stage_acc", "mae_retrieval", "retrieval_agreement@5", "temporal_acc@10",
+                        "text_truncated"):
                 if key in run.metrics:
                     results.setdefault(mode, {}).setdefault(key, []).append(run.metrics[key])
         for name, metrics in ({} if args.data else _baselines(manifest, args.backbone)).items():
@@ -133,11 +134,12 @@ def main() -> None:
           f"{[w['train_series'] for w in worlds]}, seeds {args.seeds}, {args.backbone} frozen, "
           f"{args.epochs} epochs{', ' + ' '.join(args.set) if args.set else ''}; test split, mean ± std over seeds "
           f"({seconds / 60:.1f} min)\n")
-    print(f"| variant | MAE ({unit}) | stage acc (%) | MAE retrieval ({unit}) | temporal acc@10 (%) |")
-    print("|---|---|---|---|---|")
+    print(f"| variant | MAE ({unit}) | stage acc (%) | MAE retrieval ({unit}) | readouts agree@5 (%) | "
+          "temporal acc@10 (%) |")
+    print("|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {_cell(r['mae'])} | {_cell(r['stage_acc'])} | {_cell(r.get('mae_retrieval', []))} | "
-              f"{_cell(r.get('temporal_acc@10', []))} |")
+              f"{_cell(r.get('retrieval_agreement@5', []))} | {_cell(r.get('temporal_acc@10', []))} |")
     majority = statistics.mean(w["majority"] for w in worlds)
     text_acc = statistics.mean(results["text-only"]["stage_acc"])
     checks = [

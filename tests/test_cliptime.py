@@ -118,6 +118,9 @@ def test_frozen_towers_embed_each_note_once_and_train_no_tower(growth: Path) -> 
     tuned, _ = _model(growth, text_tower="finetune")
     groups = {g.name: g for g in tuned.param_groups()}
     assert groups["towers"].lr_scale == 0.01 and tuned.frozen_features() is not None
+    direct = tuned.backbone.encode_text(tuned.backbone.tokenize(notes), normalize=True)
+    assert torch.allclose(tuned.text_embedding(notes), direct, atol=1e-5)  # one pass per distinct note
+    assert tuned.text_embedding(notes).requires_grad
 
 
 def test_soft_alignment_targets_are_row_stochastic_with_a_diagonal_peak() -> None:

@@ -187,11 +187,14 @@ class CLIPTime(Method):
             return self.backbone.encode_image(pixels, normalize=True)
 
     def text_embedding(self, texts: list[str]) -> torch.Tensor:
-        """``e_T [B, D]``; a frozen tower embeds each distinct note once (no graph) and reuses it."""
+        """``e_T [B, D]``; a frozen tower embeds each distinct note once (no graph) and reuses it, a
+        fine-tuned one embeds each distinct note of the batch once (frames of a series share their note)."""
         cfg: CLIPTimeConfig = self.cfg
         context = cfg.context_length or None
         if cfg.text_tower == "finetune":
-            return self.backbone.encode_text(self.backbone.tokenize(texts, context), normalize=True)
+            distinct = sorted(set(texts))
+            embedded = self.backbone.encode_text(self.backbone.tokenize(distinct, context), normalize=True)
+            return embedded[torch.tensor([distinct.index(t) for t in texts], device=embedded.device)]
         missing = sorted(set(texts) - set(self._text_memo))
         if missing:
             with torch.no_grad():
