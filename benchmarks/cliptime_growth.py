@@ -131,7 +131,7 @@ def main() -> None:
     mae = {name: statistics.mean(r["mae"]) for name, r in results.items()}
     source = args.data or f"the growth world: {args.series} series x {args.frames} frames"
     print(f"cliptime on {source}, training series "
-          f"{[w['train_series'] for w in worlds]}, seeds {args.seeds}, {args.backbone} frozen, "
+          f"{[w['train_series'] for w in worlds]}, seeds {args.seeds}, {args.backbone} (towers frozen unless set), "
           f"{args.epochs} epochs{', ' + ' '.join(args.set) if args.set else ''}; test split, mean ± std over seeds "
           f"({seconds / 60:.1f} min)\n")
     print(f"| variant | MAE ({unit}) | stage acc (%) | MAE retrieval ({unit}) | readouts agree@5 (%) | "
