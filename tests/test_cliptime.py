@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from chronoclip.backbones import load_backbone
 from chronoclip.cli import main
@@ -22,6 +23,7 @@ from chronoclip.errors import ConfigError, ManifestError
 from chronoclip.eval.metrics import macro_f1, regression_metrics, temporal_accuracy
 from chronoclip.methods.cliptime import CLIPTime, CLIPTimeConfig
 from chronoclip.methods.cliptime.data import choose_unit, stage_boundaries
+from chronoclip.methods.cliptime.model import sentences
 from chronoclip.methods.cliptime.temporal import soft_time_targets
 
 STAGES = ["hyphae", "mycelium", "spore"]  # sorted, as the engine orders class names
@@ -114,13 +116,29 @@ def test_frozen_towers_embed_each_note_once_and_train_no_tower(growth: Path) -> 
     notes = manifest.split("train").column("text")
     model.text_embedding(notes)
     model.text_embedding(notes[::-1])
-    assert calls == [len(set(notes))]
-    tuned, _ = _model(growth, text_tower="finetune")
+    assert calls == [len({s for note in notes for s in sentences(note)})]  # each distinct sentence once
+    tuned, _ = _model(growth, text_tower="finetune", text_pooling="note")
     groups = {g.name: g for g in tuned.param_groups()}
     assert groups["towers"].lr_scale == 0.01 and tuned.frozen_features() is not None
     direct = tuned.backbone.encode_text(tuned.backbone.tokenize(notes), normalize=True)
     assert torch.allclose(tuned.text_embedding(notes), direct, atol=1e-5)  # one pass per distinct note
     assert tuned.text_embedding(notes).requires_grad
+
+
+def test_sentence_pooling_starts_as_the_mean_and_learns_which_sentence_counts(growth: Path) -> None:
+    model, _ = _model(growth)
+    assert sentences("at 18 °C.  the lid stayed closed. ") == ["at 18 °C.", "the lid stayed closed."]
+    assert sentences("") == [""]
+    note = "incubated at 18 °C. the lid stayed closed."
+    parts = model.backbone.encode_text(model.backbone.tokenize(sentences(note)), normalize=True)
+    with torch.no_grad():
+        assert torch.allclose(model.text_embedding([note])[0], F.normalize(parts.mean(0), dim=0), atol=1e-5)
+        model.sentence_query.copy_(parts[0] * 10)  # a query that prefers the temperature sentence
+        assert torch.allclose(model.text_embedding([note])[0], parts[0], atol=1e-3)
+    long = " ".join(["the lid stayed closed."] * 12)  # > 32 tokens as one text, 6 per sentence
+    assert model.truncation([long, note]) == (0, 2)
+    whole, _ = _model(growth, text_pooling="note")
+    assert whole.truncation([long, note]) == (1, 2) and whole.sentence_query is None
 
 
 def test_soft_alignment_targets_are_row_stochastic_with_a_diagonal_peak() -> None:

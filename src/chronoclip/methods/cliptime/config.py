@@ -15,6 +15,8 @@ TIME_UNITS: dict[str, float] = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0
 #: ``series``: time is elapsed since the first frame of the row's series; ``absolute``: the timestamp itself.
 TIME_ORIGINS = ("series", "absolute")
 TIME_LOSSES = ("mse", "smooth_l1")
+#: How a note becomes ``e_T``: ``note`` embeds it whole; ``sentences`` embeds each sentence and pools them.
+TEXT_POOLINGS = ("note", "sentences")
 
 
 @dataclass
@@ -42,8 +44,12 @@ class CLIPTimeConfig:
         time_origin: :data:`TIME_ORIGINS`.
         augment: random resized crop + horizontal flip at training time (no hue jitter: colour carries
             time in the synthetic world); disables the feature cache.
-        context_length: text tokens per note (0 = the text tower's maximum); longer notes are cut and
-            counted in the truncation rate.
+        context_length: text tokens per embedded text (0 = the text tower's maximum); longer texts are
+            cut and counted in the truncation rate.
+        text_pooling: ``note`` embeds the whole note (one pass, cut at the context); ``sentences``
+            [ours] embeds each sentence of the note on its own and pools them with a learned attention
+            query (initialised to the mean), so a long note is not cut and the sentence that carries the
+            information (e.g. the temperature) is not drowned in the pooled token of a long text.
     """
 
     mode: str = "image+text"
@@ -65,11 +71,13 @@ class CLIPTimeConfig:
     time_origin: str = "series"
     augment: bool = False
     context_length: int = 0
+    text_pooling: str = "sentences"
 
     def __post_init__(self) -> None:
         choices = {"mode": (self.mode, MODES), "image_tower": (self.image_tower, TOWER_MODES),
                    "text_tower": (self.text_tower, TOWER_MODES), "time_origin": (self.time_origin, TIME_ORIGINS),
-                   "time_loss": (self.time_loss, TIME_LOSSES), "time_unit": (self.time_unit, ("auto", *TIME_UNITS))}
+                   "time_loss": (self.time_loss, TIME_LOSSES), "text_pooling": (self.text_pooling, TEXT_POOLINGS),
+                   "time_unit": (self.time_unit, ("auto", *TIME_UNITS))}
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ConfigError(f"model.{key}='{value}' is not one of {', '.join(allowed)}")

@@ -3,7 +3,9 @@
 - Towers: the CLIP image tower embeds the image, ``e_I [B, D]``; the text tower embeds the note,
   ``e_T [B, D]`` (both L2-normalised). Frozen towers (the default) leave no graph: the engine caches the
   image embeddings (:meth:`CLIPTime.frozen_features`) and the note embeddings are computed once per
-  distinct note and memoised; ``finetune`` trains a tower at ``tower_lr_scale`` × the heads' lr.
+  distinct note and memoised; ``finetune`` trains a tower at ``tower_lr_scale`` × the heads' lr. By
+  default (``text_pooling=sentences``) each sentence of a note is embedded on its own and the sentence
+  embeddings ``[S, D]`` are pooled by a learned attention query into ``e_T``.
 - Fusion: ``h0 = [e_I ; e_T ; e_I ⊙ e_T] [B, 3D]`` → (Linear → LayerNorm → GELU → Dropout) × L →
   ``h [B, H]``. Image-only / text-only modes replace the missing embedding by a learned null vector.
 - Heads: stage logits ``[B, K]``; time ``τ̂ = sigmoid(Linear(h)) [B]`` ∈ [0, 1], the time normalised
@@ -28,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import torch
@@ -47,6 +50,12 @@ from chronoclip.methods.common import frame_embeddings
 log = logging.getLogger(__name__)
 
 _UNITS = tuple(TIME_UNITS)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+
+
+def sentences(note: str) -> list[str]:
+    """The sentences of ``note`` (split after ``.``, ``!``, ``?`` or ``;`` and white space); ``[""]`` if empty."""
+    return [part for part in (p.strip() for p in _SENTENCE_END.split(note)) if part] or [""]
 
 
 def _fusion(in_dim: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
@@ -84,6 +93,9 @@ class CLIPTime(Method):
         hidden = cfg.hidden or dim
         self.null_image = None if cfg.uses_image else nn.Parameter(torch.zeros(dim))
         self.null_text = None if cfg.uses_text else nn.Parameter(torch.zeros(dim))
+        # attention query over a note's sentence embeddings; zero = mean pooling at the start
+        pooled = cfg.uses_text and cfg.text_pooling == "sentences"
+        self.sentence_query = nn.Parameter(torch.zeros(dim)) if pooled else None
         self.fusion = _fusion(3 * dim, hidden, cfg.fusion_layers, cfg.dropout)
         self.stage_head = nn.Linear(hidden, len(class_names))
         self.time_head = nn.Linear(hidden, 1)
@@ -156,12 +168,22 @@ class CLIPTime(Method):
         position = torch.searchsorted(self.stage_bounds, tau.double().contiguous(), right=True)
         return self.stage_order[position]
 
+    def text_units(self, note: str) -> list[str]:
+        """The texts the text tower embeds for ``note``: its sentences, or the whole note."""
+        cfg: CLIPTimeConfig = self.cfg
+        return sentences(note) if cfg.text_pooling == "sentences" else [note]
+
     def truncation(self, texts: list[str]) -> tuple[int, int]:
-        """How many of ``texts`` are longer than the context and get cut, and how many there are."""
+        """How many of the notes ``texts`` lose tokens at the context (a note counts once if any of the
+        texts embedded for it is cut), and how many notes there are."""
         cfg: CLIPTimeConfig = self.cfg
         if not texts:
             return 0, 0
-        return int(self.backbone.tokenize(texts, cfg.context_length or None)["num_truncated"]), len(texts)
+        context = cfg.context_length or None
+        units = [self.text_units(t) for t in texts]
+        distinct = {u for group in units for u in group}
+        cut = {u for u in distinct if self.backbone.tokenize([u], context)["num_truncated"]}
+        return sum(any(u in cut for u in group) for group in units), len(texts)
 
     # ------------------------------------------------------------------ model
     def frozen_features(self) -> FrozenFeatures | None:
@@ -187,21 +209,44 @@ class CLIPTime(Method):
             return self.backbone.encode_image(pixels, normalize=True)
 
     def text_embedding(self, texts: list[str]) -> torch.Tensor:
-        """``e_T [B, D]``; a frozen tower embeds each distinct note once (no graph) and reuses it, a
-        fine-tuned one embeds each distinct note of the batch once (frames of a series share their note)."""
+        """``e_T [B, D]`` of the notes ``texts``: each note's units (:meth:`text_units`) are embedded,
+        ``[S, D]``, and pooled (:meth:`pool_sentences`). A frozen tower embeds each distinct unit once
+        (no graph) and reuses it; a fine-tuned one embeds each distinct unit of the batch once (frames of
+        a series share their note)."""
         cfg: CLIPTimeConfig = self.cfg
         context = cfg.context_length or None
+        groups = [self.text_units(t) for t in texts]
+        distinct = sorted({u for group in groups for u in group})
         if cfg.text_tower == "finetune":
-            distinct = sorted(set(texts))
             embedded = self.backbone.encode_text(self.backbone.tokenize(distinct, context), normalize=True)
-            return embedded[torch.tensor([distinct.index(t) for t in texts], device=embedded.device)]
-        missing = sorted(set(texts) - set(self._text_memo))
-        if missing:
-            with torch.no_grad():
-                embedded = self.backbone.encode_text(self.backbone.tokenize(missing, context), normalize=True)
-            self._text_memo.update(zip(missing, embedded, strict=True))
+            table = dict(zip(distinct, embedded, strict=True))
+        else:
+            missing = [u for u in distinct if u not in self._text_memo]
+            if missing:
+                with torch.no_grad():
+                    embedded = self.backbone.encode_text(self.backbone.tokenize(missing, context), normalize=True)
+                self._text_memo.update(zip(missing, embedded, strict=True))
+            table = self._text_memo
         device = self.time_head.weight.device
-        return torch.stack([self._text_memo[t] for t in texts]).to(device)
+        if self.sentence_query is None:
+            return torch.stack([table[group[0]] for group in groups]).to(device)
+        width = max(len(group) for group in groups)
+        padded = torch.zeros(len(groups), width, self.backbone.embed_dim, device=device)
+        mask = torch.zeros(len(groups), width, dtype=torch.bool, device=device)
+        for i, group in enumerate(groups):
+            padded[i, : len(group)] = torch.stack([table[u] for u in group]).to(device)
+            mask[i, : len(group)] = True
+        return self.pool_sentences(padded, mask)
+
+    def pool_sentences(self, embeddings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention pooling of sentence embeddings ``[B, S, D]`` (``mask [B, S]``: real sentences) by the
+        learned query: ``e_T = normalize(Σ_s softmax_s(√D · q · e_s) e_s)`` ``[B, D]``. The √D scale lets
+        a small query (the heads' lr, weight decay) already prefer one unit-norm sentence embedding."""
+        assert self.sentence_query is not None
+        scale = embeddings.shape[-1] ** 0.5
+        scores = (scale * embeddings @ self.sentence_query).masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=1)
+        return F.normalize((weights[..., None] * embeddings).sum(dim=1), dim=-1)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``stage_logits [B, K]``, ``tau [B]`` ∈ [0, 1], ``hidden [B, H]`` and, with the temporal
