@@ -374,6 +374,21 @@ def test_timelapse_regex_series_group_and_per_file_stages(tmp_path: Path) -> Non
     assert {r["split"] for r in table} == {"train", "val"}
 
 
+def test_timelapse_notes_per_series_become_the_text_column(tmp_path: Path) -> None:
+    root = tmp_path / "plates"
+    for plate in ("p1", "p2"):
+        for hour in (6, 18):
+            photo(root / plate / f"IMG_20230701_{hour:02d}0000.jpg")
+    notes = write(tmp_path / "notes.csv", "series,text\np1,incubated at 18 °C.\np9,incubated at 30 °C.\n")
+    options = {"pattern": "IMG_%Y%m%d_%H%M%S", "notes": notes}
+    with pytest.raises(ManifestError) as error:
+        import_dataset("timelapse", root, tmp_path / "out", **options)
+    assert problems_of(error) == {(str(notes), 3)}
+    write(notes, "series,text\np1,incubated at 18 °C.\n")
+    table = rows(import_dataset("timelapse", root, tmp_path / "out", **options))
+    assert {(r["series"], r["text"]) for r in table} == {("p1", "incubated at 18 °C."), ("p2", "")}
+
+
 def test_timelapse_rejects_bad_patterns(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unsupported directive"):
         import_dataset("timelapse", tmp_path, tmp_path / "out", pattern="%Y%q")

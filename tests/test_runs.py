@@ -36,7 +36,9 @@ OTHER_DATA = {"clip": ("captions", {"n": 48, "size": 32}, ["train.epochs=6", "tr
                               "model.cache_media=true",
                               "model.video_width=4", "model.audio_width=4", "model.proj_dim=16",
                               "model.proj_hidden=16", "model.pred_hidden=8", "model.frames=4", "model.fps=8",
-                              "model.image_size=16", "model.audio_seconds=1.0", "model.eval_clips=2"])}
+                              "model.image_size=16", "model.audio_seconds=1.0", "model.eval_clips=2"]),
+              "cliptime": ("growth", {"n": 9, "frames": 6, "size": 32},
+                           ["train.epochs=4", "train.batch_size=8", "model.hidden=32", "train.log_every=1000"])}
 
 
 @pytest.mark.parametrize("name", list_methods())
@@ -71,6 +73,12 @@ def test_every_method_trains_and_predicts(name: str, motion: Path, tmp_path: Pat
         assert outputs["visual_embeddings"].shape == outputs["text_embeddings"].shape
         assert torch.allclose(outputs["text_embeddings"].norm(dim=-1), torch.ones(2), atol=1e-5)
         assert predictions[0]["best_caption"] in batch["text"]
+        return
+    if run.method.run_protocol == "stage_time":
+        assert {"stage_acc", "mae", "rmse", "temporal_acc@5", "protocol"} <= set(run.metrics)
+        assert outputs["stage_logits"].shape == (2, len(run.class_names)) and outputs["tau"].shape == (2,)
+        assert predictions[0]["stage"] in run.class_names and predictions[0]["time_unit"] == "hours"
+        assert sum(predictions[0]["stage_probabilities"].values()) == pytest.approx(1, abs=1e-3)
         return
     logits = outputs["logits"]
     assert {"top1", "top5", "mean_class_acc", "protocol"} <= set(run.metrics)

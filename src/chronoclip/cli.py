@@ -289,6 +289,18 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    image: Annotated[Path, typer.Option(help="The image (or, for a video method, the video) to predict.")],
+    text: Annotated[str, typer.Option(help="Its text: a note or caption (methods that read none ignore it).")] = "",
+) -> None:
+    """Print a run's prediction for one file as JSON (cliptime: the stage with its probabilities and the time)."""
+    from chronoclip.engine.predict import predict_media
+
+    typer.echo(json.dumps(predict_media(run, image, text), indent=2, ensure_ascii=False))
+
+
+@app.command()
 def report(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
     """Re-render a run's report.md and plots from its metrics."""
     from chronoclip.engine.logging import read_history

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ DEFAULT_BACKBONE = "tiny-world"
 PRECISIONS = ("no", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
+#: Top-level keys of a :class:`RunConfig`; an override key starting with anything else is a method key.
+ENGINE_KEYS = ("method", "backbone", "data", "train", "optim", "schedule", "model")
 
 
 @dataclass
@@ -166,6 +169,49 @@ def validate_engine_config(cfg: RunConfig) -> None:
                           f"train.grad_accum={cfg.train.grad_accum}")
 
 
+def qualify_model_keys(layer: dict[str, Any] | list[str], model_config: type[Any], method: str = ""
+                       ) -> dict[str, Any] | list[str]:
+    """Put a preset's or the overrides' bare method keys under ``model``.
+
+    A key whose first part is not an engine section (:data:`ENGINE_KEYS`) but a field of the method's
+    ``Config`` is a model key: the override ``mode=image-only`` becomes ``model.mode=image-only``,
+    ``sampler.mode=x`` becomes ``model.sampler.mode=x`` (when ``sampler`` is a field), and a preset's
+    top-level ``sampler:`` mapping moves under ``model:``. Keys under an engine section pass unchanged.
+
+    Raises:
+        ConfigError: an override without ``=``; a bare key that is neither an engine section nor a model
+            field (the message lists both); a preset that sets a key both bare and under ``model``.
+    """
+    fields = [f.name for f in dataclasses.fields(model_config)] if dataclasses.is_dataclass(model_config) else []
+
+    def is_model_key(key: str) -> bool:
+        head = key.strip().split(".", 1)[0]
+        if head in ENGINE_KEYS:
+            return False
+        if head in fields:
+            return True
+        raise ConfigError(f"unknown config key '{key.strip()}': the first part must be an engine section "
+                          f"({', '.join(ENGINE_KEYS)}) or a model key of {method or 'the method'} "
+                          f"({', '.join(fields) or 'none'})")
+
+    if isinstance(layer, list):
+        result = []
+        for item in layer:
+            key, sep, _ = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"override '{item}' is not KEY=VALUE (e.g. train.epochs=3)")
+            result.append(f"model.{item.strip()}" if is_model_key(key) else item)
+        return result
+    moved = {key: value for key, value in layer.items() if is_model_key(str(key))}
+    if not moved:
+        return layer
+    model = dict(layer.get("model") or {})
+    clash = sorted(set(moved) & set(model))
+    if clash:
+        raise ConfigError(f"{', '.join(clash)} is set both at the top level and under model: keep one")
+    return {**{k: v for k, v in layer.items() if k not in moved}, "model": {**model, **moved}}
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping read with ``safe_load``; a clear error for a missing or malformed file."""
     path = Path(path)
@@ -178,27 +224,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections, got {type(content).__name__}")
     return content
-
-
-def route_sections(layer: dict[str, Any] | list[str], sections: tuple[str, ...]) -> dict[str, Any] | list[str]:
-    """Move a method's top-level config sections under ``model``: ``sampler.mode=mild`` (an override) or a
-    preset's ``sampler:`` mapping become ``model.sampler...``; every other key is left as it is.
-
-    Raises:
-        ConfigError: a preset sets a section both at the top level and under ``model``.
-    """
-    if not sections:
-        return layer
-    if isinstance(layer, list):
-        return [f"model.{item}" if item.split("=", 1)[0].split(".", 1)[0] in sections else item for item in layer]
-    moved = {key: value for key, value in layer.items() if key in sections}
-    if not moved:
-        return layer
-    model = dict(layer.get("model") or {})
-    clash = sorted(set(moved) & set(model))
-    if clash:
-        raise ConfigError(f"{', '.join(clash)} is set both at the top level and under model: keep one")
-    return {**{k: v for k, v in layer.items() if k not in sections}, "model": {**model, **moved}}
 
 
 def merge_config(schema: Any, *layers: dict[str, Any] | DictConfig | list[str]) -> DictConfig:

@@ -29,8 +29,8 @@ from chronoclip.config import (
     DEFAULT_BACKBONE,
     RunConfig,
     merge_config,
+    qualify_model_keys,
     read_yaml,
-    route_sections,
     to_yaml,
     validate_engine_config,
 )
@@ -69,8 +69,9 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
 
     ``config`` is a YAML file or the name of a packaged recipe (``dist/k400-b16-8f.yaml``); without it the
     preset is the method's packaged default recipe, if it names one (:attr:`Method.default_config`).
-    A method's :attr:`~chronoclip.methods.base.Method.config_sections` may be given at the top level
-    (``sampler.mode=mild`` for ``model.sampler.mode=mild``).
+    A key whose first part is not an engine section is a key of the method's model config, in the preset
+    and the overrides: ``mode=image-only`` means ``model.mode=image-only``, ``sampler.mode=mild`` means
+    ``model.sampler.mode=mild`` (:func:`~chronoclip.config.qualify_model_keys`).
 
     Raises:
         ConfigError: unknown method, key or value (the message names it and what is allowed).
@@ -78,8 +79,8 @@ def build_run_config(method: str, data: str | Path = "", backbone: str = DEFAULT
     method_cls = get_method(method)
     schema = RunConfig(method=method, backbone=backbone, data=str(data), model=method_cls.Config())
     preset = read_yaml(recipe_path(config)) if config else default_preset(method_cls)
-    sections = method_cls.config_sections
-    merged = merge_config(schema, route_sections(preset, sections), route_sections(list(overrides), sections))
+    merged = merge_config(schema, qualify_model_keys(preset, method_cls.Config, method),
+                          qualify_model_keys(list(overrides), method_cls.Config, method))
     try:
         cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except Exception as exc:  # the method Config's own __post_init__ validation
@@ -147,7 +148,7 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
         cfg = build_run_config(method, data, backbone, config, overrides)
     manifest = load_manifest(cfg.data)
     train_rows = manifest.split("train")
-    class_names = train_rows.labels
+    class_names = class_names_of(train_rows, get_method(cfg.method))
     unseen = labels_missing_from_train(manifest) if get_method(cfg.method).run_protocol == "classify" else []
     if unseen:
         raise ManifestError(manifest.name, unseen, hint="A classifier only predicts labels it was trained on: "
@@ -260,8 +261,13 @@ def reference_dataset(method: Method, cfg: RunConfig, train_rows: Manifest, devi
     return eval_dataset(method, cfg, train_rows, device, frozen)
 
 
+def class_names_of(train_rows: Manifest, method_cls: type[Method]) -> list[str]:
+    """The sorted distinct values of the method's :attr:`~Method.label_column` in the training rows."""
+    return sorted({v for v in train_rows.column(method_cls.label_column) if v is not None})
+
+
 def _class_names_of(cfg: RunConfig) -> list[str]:
-    return load_manifest(cfg.data, check_files=False).split("train").labels
+    return class_names_of(load_manifest(cfg.data, check_files=False).split("train"), get_method(cfg.method))
 
 
 def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, Any], *, batch_size: int,
@@ -275,7 +281,7 @@ def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, An
 
     Returns:
         The result (metrics and ``protocol``), and for classification the ``[N, C]`` probabilities and
-        ``[N]`` targets (for the report's confusion matrix).
+        ``[N]`` targets (for the report's confusion matrix), or the evaluator's report inputs (a dict).
     """
     method.to(device)
     evaluator = run_protocol(method.run_protocol)
@@ -313,6 +319,9 @@ def _write_report(out: Path, run: Run, result: dict[str, Any], scores: Scores) -
     history = read_history(run.path / "metrics.jsonl")
     if scores is None:
         write_report(out, history, result)
+        return
+    if isinstance(scores, dict):  # the evaluator's own report inputs
+        write_report(out, history, result, **scores)
         return
     probabilities, targets = scores
     write_report(out, history, result, class_names=run.class_names,

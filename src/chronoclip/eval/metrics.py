@@ -1,8 +1,8 @@
 """Evaluation metrics with the names users grep for (mmaction2 / CLIP_benchmark conventions).
 
-Classification: ``top1``, ``top5``, ``mean_class_acc`` (percent). Regression: ``mae``, ``rmse`` (in
-the target's units). Retrieval: ``R@1``, ``R@5``, ``R@10`` (percent), ``MdR``, ``MnR`` (ranks,
-1 = best).
+Classification: ``top1``, ``top5``, ``mean_class_acc``, macro-F1 (percent). Regression: ``mae``, ``rmse`` (in
+the target's units), temporal accuracy@δ (percent within δ). Retrieval: ``R@1``, ``R@5``, ``R@10``
+(percent), ``MdR``, ``MnR`` (ranks, 1 = best).
 
 Retrieval tie policy: the rank of the true item is 1 + the number of candidates scoring
 *strictly higher*, so ties are resolved in the query's favour (optimistic), as in most
@@ -121,3 +121,34 @@ def retrieval_metrics(similarity: torch.Tensor | np.ndarray, positives: torch.Te
     result["MdR"] = float(np.median(ranks))
     result["MnR"] = float(ranks.mean())
     return result
+
+
+def macro_f1(predictions: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray, num_classes: int) -> float:
+    """Mean over the classes present in ``targets`` or ``predictions`` of per-class F1, in percent.
+
+    A class with no true and no predicted sample is left out; one that is predicted but never true
+    (or the reverse) counts with F1 = 0.
+    """
+    predictions, targets = _as_numpy(predictions).astype(np.int64), _as_numpy(targets).astype(np.int64)
+    if predictions.shape != targets.shape or predictions.size == 0:
+        raise ValueError(f"predictions and targets must be equal non-empty shapes; got "
+                         f"{predictions.shape} and {targets.shape}")
+    scores = []
+    for c in range(num_classes):
+        true_positive = float(((predictions == c) & (targets == c)).sum())
+        predicted, actual = float((predictions == c).sum()), float((targets == c).sum())
+        if predicted + actual:
+            scores.append(2 * true_positive / (predicted + actual))
+    return float(np.mean(scores) * 100.0)
+
+
+def temporal_accuracy(predictions: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray,
+                      delta: float) -> float:
+    """Percent of samples whose time error ``|prediction − target|`` is at most ``delta`` (same units)."""
+    predictions, targets = _as_numpy(predictions).astype(np.float64), _as_numpy(targets).astype(np.float64)
+    if predictions.shape != targets.shape or predictions.size == 0:
+        raise ValueError(f"predictions and targets must be equal non-empty shapes; got "
+                         f"{predictions.shape} and {targets.shape}")
+    if delta < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    return float((np.abs(predictions - targets) <= delta).mean() * 100.0)

@@ -10,7 +10,8 @@ What is drawn depends on what is given:
 - ``plots/loss.png`` — training loss (and its named parts) per step, plus validation metrics per
   epoch, from the ``metrics.jsonl`` rows (skipped when no row has a ``loss``);
 - ``plots/confusion.png`` — row-normalised confusion matrix (needs predictions and targets);
-- ``plots/per_class.png`` — per-class accuracy (needs predictions and targets).
+- ``plots/per_class.png`` — per-class accuracy (needs predictions and targets);
+- ``plots/time.png`` — predicted against true time, one line per series (needs ``times``).
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ log = logging.getLogger(__name__)
 
 ROW_KEYS = {"step", "epoch", "lr", "time"}
 """Columns of a ``metrics.jsonl`` row that are not losses."""
-PLOTS = ("loss.png", "confusion.png", "per_class.png")
+PLOTS = ("loss.png", "confusion.png", "per_class.png", "time.png")
 """The files this module writes under ``plots/``."""
 LABELLED_CLASSES = 50
 """Up to this many classes, confusion-matrix axes carry class names."""
+TIME_PLOT_SERIES = 12
+"""The time plot draws at most this many series (the first in sorted order), so lines stay readable."""
 
 
 def _save(figure: Figure, path: Path) -> None:
@@ -120,6 +123,31 @@ def plot_per_class(accuracy: np.ndarray, class_names: Sequence[str], path: Path)
     _save(figure, path)
 
 
+def plot_time_by_series(series: Sequence[str], true: np.ndarray, predicted: np.ndarray, unit: str,
+                        path: Path) -> int:
+    """Predicted against true time, one line per series (at most :data:`TIME_PLOT_SERIES`), with the
+    diagonal; returns the number of series drawn."""
+    true, predicted = np.asarray(true, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    if not len(series) == len(true) == len(predicted):
+        raise ValueError(f"series, true and predicted must have one entry per sample; got {len(series)}, "
+                         f"{len(true)} and {len(predicted)}")
+    names = sorted(set(series))[:TIME_PLOT_SERIES]
+    figure = Figure(figsize=(6, 5))
+    axes = figure.subplots()
+    labels = np.asarray(series)
+    for name in names:
+        chosen = labels == name
+        order = np.argsort(true[chosen], kind="stable")
+        axes.plot(true[chosen][order], predicted[chosen][order], marker=".", linewidth=1, label=name)
+    low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
+    axes.plot([low, high], [low, high], color="black", linestyle="--", linewidth=1, label="ideal")
+    axes.set(xlabel=f"true time ({unit})", ylabel=f"predicted time ({unit})", title="predicted vs true time")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    _save(figure, path)
+    return len(names)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         text = f"{value:.4g}" if math.isfinite(value) else str(value)
@@ -154,7 +182,8 @@ def _table(header: tuple[str, str], rows: Sequence[tuple[str, Any]]) -> list[str
 def write_report(run_dir: str | Path, history: Sequence[Mapping[str, Any]], final: Mapping[str, Any],
                  class_names: Sequence[str] | None = None,
                  predictions: torch.Tensor | np.ndarray | None = None,
-                 targets: torch.Tensor | np.ndarray | None = None) -> Path:
+                 targets: torch.Tensor | np.ndarray | None = None,
+                 times: Mapping[str, Any] | None = None) -> Path:
     """Render ``plots/*.png`` and ``report.md`` under ``run_dir``; return the path of ``report.md``.
 
     Args:
@@ -166,6 +195,8 @@ def write_report(run_dir: str | Path, history: Sequence[Mapping[str, Any]], fina
         class_names: names for the class axes (default ``class 0``, ``class 1``, ...).
         predictions / targets: ``[N]`` predicted and true class indices, for the confusion matrix
             and per-class accuracy; both or neither. Targets ``< 0`` (unlabelled) are left out.
+        times: ``series`` (names), ``true`` and ``predicted`` ``[N]`` times and their ``unit``, for the
+            predicted-vs-true time plot.
 
     Examples:
         >>> import tempfile
@@ -198,6 +229,12 @@ def write_report(run_dir: str | Path, history: Sequence[Mapping[str, Any]], fina
         lines += _class_sections(plots, class_names, predictions, targets)
     else:
         lines += ["", "## Per-class results", "", "No predictions were given: no per-class results."]
+    if times is not None and len(times["true"]):
+        drawn = plot_time_by_series(times["series"], times["true"], times["predicted"], times["unit"],
+                                    plots / "time.png")
+        lines += ["", "## Predicted vs true time", "",
+                  f"{drawn} of {len(set(times['series']))} series, in {times['unit']}.", "",
+                  "![predicted vs true time per series](plots/time.png)"]
 
     text = "\n".join(lines) + "\n"
     report = run_dir / "report.md"

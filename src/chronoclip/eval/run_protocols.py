@@ -2,7 +2,8 @@
 
 Each protocol is a function ``(method, dataset, protocol, *, batch_size, device, progress, reference)``
 returning the result (metrics and ``protocol``) and, for classification, the ``[N, C]`` probabilities
-and ``[N]`` targets the report's confusion matrix is drawn from (else ``None``).
+and ``[N]`` targets the report's confusion matrix is drawn from; or a dict of
+:func:`~chronoclip.eval.report.write_report` keyword arguments (``stage_time``); else ``None``.
 ``reference`` is the training split as evaluation samples, built only for a protocol that declares
 ``needs_reference`` (e.g. a linear probe fitted on frozen features of the training split).
 
@@ -22,8 +23,9 @@ from torch.utils.data import Dataset
 from chronoclip.eval.av_probe import evaluate_av_probe
 from chronoclip.eval.classify import evaluate_classification
 from chronoclip.eval.retrieval import evaluate_method_retrieval
+from chronoclip.eval.stage_time import evaluate_stage_time
 
-Scores = tuple[torch.Tensor, torch.Tensor] | None
+Scores = tuple[torch.Tensor, torch.Tensor] | dict[str, Any] | None
 Evaluator = Callable[..., tuple[dict[str, Any], Scores]]
 
 
@@ -51,11 +53,17 @@ def _av_probe(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, r
     return evaluate_av_probe(method, dataset, protocol, reference=reference, **kwargs), None
 
 
+def _stage_time(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
+                **kwargs: Any) -> tuple[dict[str, Any], Scores]:
+    return evaluate_stage_time(method, dataset, protocol, **kwargs)
+
+
 #: Run protocol name -> its evaluator.
 RUN_EVALUATORS: dict[str, RunProtocol] = {
     "classify": RunProtocol(_classify),
     "retrieval": RunProtocol(_retrieval),
     "av_probe": RunProtocol(_av_probe, needs_reference=True),
+    "stage_time": RunProtocol(_stage_time),
 }
 
 

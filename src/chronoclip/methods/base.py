@@ -12,7 +12,9 @@ class names. The trainer and the evaluators only talk to this surface:
 - :attr:`Method.protocols` — the evaluation protocols it supports;
 - :attr:`Method.run_protocol` — the one the engine runs on the val and test splits of a training run
   (``classify``: ``forward`` returns ``logits``; ``retrieval``: ``forward`` returns normalised
-  ``visual_embeddings`` and ``text_embeddings``).
+  ``visual_embeddings`` and ``text_embeddings``; ``stage_time``: ``forward`` returns ``stage_logits``
+  and normalised time ``tau``);
+- :attr:`Method.label_column` — the manifest column the class names come from.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ Batch = dict[str, Any]
 PROTOCOLS = ("classify", "regress", "zero_shot", "linear_probe", "retrieval")
 #: Protocols the engine can run on a training run's val / test splits; each has its evaluator in
 #: :mod:`chronoclip.eval.run_protocols` (methods may not import ``eval``).
-RUN_PROTOCOLS = ("classify", "retrieval", "av_probe")
+RUN_PROTOCOLS = ("classify", "retrieval", "av_probe", "stage_time")
 
 
 @dataclass
@@ -82,9 +84,8 @@ class Method(nn.Module):
     #: A recipe under ``chronoclip/configs/`` (e.g. ``dist/motion.yaml``) that runs use when no ``--config``
     #: is given; empty = the dataclass defaults alone.
     default_config: ClassVar[str] = ""
-    #: Sections of the method's ``Config`` (nested dataclass fields) that may also be set at the top level
-    #: of a preset or override: ``sampler.mode=mild`` means ``model.sampler.mode=mild``.
-    config_sections: ClassVar[tuple[str, ...]] = ()
+    #: The manifest column whose distinct training values are ``class_names`` (e.g. ``stage``).
+    label_column: ClassVar[str] = "label"
 
     def __init__(self, cfg: Any, backbone: Any, class_names: list[str]) -> None:
         super().__init__()

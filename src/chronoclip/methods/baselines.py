@@ -23,7 +23,7 @@ from torch import nn
 from chronoclip.data.datasets import SampleSpec
 from chronoclip.errors import ConfigError
 from chronoclip.methods.base import Batch, FrozenFeatures, Method, ParamGroup
-from chronoclip.methods.common import top_predictions
+from chronoclip.methods.common import frame_embeddings, top_predictions
 
 
 @dataclass
@@ -60,15 +60,6 @@ class FrameProbeConfig:
             raise ConfigError("model.dropout and model.label_smoothing must be in [0, 1)")
         if self.backbone_lr_scale <= 0:
             raise ConfigError(f"model.backbone_lr_scale={self.backbone_lr_scale} must be positive")
-
-
-def frame_embeddings(backbone: Any) -> FrozenFeatures:
-    """L2-normalised per-frame image embeddings ``[B,T,3,H,W] -> [B,T,D]`` of a frozen tower, as cached
-    by ``frame-probe`` and ``chronoclip extract`` (one definition, so both share cache entries)."""
-    @torch.no_grad()
-    def extract(pixels: torch.Tensor) -> torch.Tensor:
-        return F.normalize(backbone.encode_video_frames(pixels), dim=-1)
-    return FrozenFeatures("frame_embeddings", extract, {"backbone": backbone.fingerprint(), "normalised": True})
 
 
 class FrameProbe(Method):

@@ -189,7 +189,6 @@ class CrissCross(Method):
     protocols = ("linear_probe",)
     run_protocol = "av_probe"
     best_metric = ("probe_top1", "max")
-    config_sections = ("sampler",)
 
     def __init__(self, cfg: CrissCrossConfig, backbone: Any, class_names: list[str]) -> None:
         super().__init__(cfg, backbone, class_names)

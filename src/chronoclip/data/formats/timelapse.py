@@ -14,7 +14,11 @@ Stages (optional CSV, ``stages=FILE``): either ``path,stage`` (paths relative to
 ``series,start,stage`` boundaries, where a stage holds from its start time (ISO 8601 or seconds)
 until the next boundary of the same series.
 
-Output rows: ``path``, ``timestamp`` (ISO 8601), ``series``, ``stage``, ``split`` -- whole series go
+Notes (optional CSV, ``notes=FILE``): ``series,text`` (one note per series, e.g. the incubation
+conditions) or ``path,text`` (per image); they become the ``text`` column ``cliptime`` reads. Notes must
+not state the time or the stage (a text-only model would then solve the task: spec C.6).
+
+Output rows: ``path``, ``timestamp`` (ISO 8601), ``series``, ``stage``, ``text``, ``split`` -- whole series go
 to train / val / test (see :func:`~chronoclip.data.formats.common.assign_splits`), so no series is
 on both sides.
 """
@@ -64,6 +68,8 @@ class TimelapseOptions:
         "help": "where times come from: auto (EXIF, then the file name), exif, filename"})
     stages: Path | None = field(default=None, metadata={
         "help": "CSV of stages: 'path,stage' or 'series,start,stage' boundaries"})
+    notes: Path | None = field(default=None, metadata={
+        "help": "CSV of notes (the text column): 'series,text' or 'path,text'"})
     ratios: tuple[float, ...] = field(default=(0.7, 0.15, 0.15), metadata={
         "help": "train,val,test shares of the series"})
     seed: int = field(default=0, metadata={"help": "seed of the series split"})
@@ -144,6 +150,7 @@ class _Photo:
     series: str
     time: datetime
     stage: str | None = None
+    text: str | None = None
 
 
 def read(root: Path, options: TimelapseOptions, log: ImportLog) -> None:
@@ -151,10 +158,12 @@ def read(root: Path, options: TimelapseOptions, log: ImportLog) -> None:
     photos = _find_photos(root, options, log)
     if options.stages:
         _assign_stages(options.stages.resolve(), photos, log)
+    if options.notes:
+        _assign_notes(options.notes.resolve(), photos, log)
     splits = assign_splits({p.series for p in photos}, options.ratios, options.seed)
     for photo in photos:
         log.add(photo.origin, path=photo.path, timestamp=photo.time.isoformat(), series=photo.series,
-                stage=photo.stage, split=splits[photo.series])
+                stage=photo.stage, text=photo.text, split=splits[photo.series])
 
 
 def _find_photos(root: Path, options: TimelapseOptions, log: ImportLog) -> list[_Photo]:
@@ -202,6 +211,19 @@ def _assign_stages(csv_path: Path, photos: list[_Photo], log: ImportLog) -> None
     unstaged = sum(p.stage is None for p in photos)
     if unstaged:
         logger.warning("%d of %d image(s) have no stage in %s", unstaged, len(photos), csv_path)
+
+
+def _assign_notes(csv_path: Path, photos: list[_Photo], log: ImportLog) -> None:
+    """Set ``text`` from a ``series,text`` or a ``path,text`` CSV (chosen by its header)."""
+    key = "series" if "series" in _header(csv_path) else "path"
+    targets: dict[str, list[_Photo]] = defaultdict(list)
+    for photo in photos:
+        targets[photo.series if key == "series" else log.show(photo.path)].append(photo)
+    for origin, row in read_csv(csv_path, log, required=(key, "text")):
+        if row[key] not in targets:
+            log.problem(origin, f"no {'series' if key == 'series' else 'image with a capture time'} '{row[key]}'")
+        for photo in targets.get(row[key], []):
+            photo.text = row["text"] or None
 
 
 def _header(path: Path) -> set[str]:
