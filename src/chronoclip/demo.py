@@ -143,8 +143,8 @@ def write_demo_report(result: DemoResult, backbone: str) -> Path:
               f"Run folder: `{result.out / 'runs' / 'frame-probe'}` (config, metrics, checkpoints, report).", ""]
     for method, metrics in result.runs.items():
         if method in METHOD_RUNS:
-            figures = ", ".join(f"`{k}` {v:.2f}" for k, v in metrics.items() if k not in ("world", "seconds"))
-            lines += [f"- **{method}** on `{metrics['world']}` (test split): {figures}; {metrics['seconds']} s; "
+            summary = ", ".join(f"`{k}` {v:.2f}" for k, v in metrics.items() if k not in ("world", "seconds"))
+            lines += [f"- **{method}** on `{metrics['world']}` (test split): {summary}; {metrics['seconds']} s; "
                       f"run folder `{result.out / 'runs' / method}`."]
     lines += ["", "`cliptime`'s `mae` is in the growth world's time unit (hours); `crisscross`'s probes are "
               "linear classifiers on frozen features (percent).", ""]
