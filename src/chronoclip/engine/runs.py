@@ -41,7 +41,7 @@ from chronoclip.engine.features import cache_root, cached_features
 from chronoclip.engine.logging import read_history
 from chronoclip.engine.trainer import Trainer, load_trainable_state, make_accelerator
 from chronoclip.errors import ChronoclipError, ConfigError, ManifestError
-from chronoclip.eval.run_protocols import Scores, run_protocol
+from chronoclip.eval.run_protocols import ReportInputs, run_protocol
 from chronoclip.io.writers import atomic_path
 from chronoclip.methods import get_method
 from chronoclip.methods.base import FrozenFeatures, Method
@@ -272,7 +272,7 @@ def _class_names_of(cfg: RunConfig) -> list[str]:
 
 def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, Any], *, batch_size: int,
                    device: torch.device | str, progress: bool = True, reference: Dataset[Any] | None = None
-                   ) -> tuple[dict[str, Any], Scores]:
+                   ) -> tuple[dict[str, Any], ReportInputs]:
     """The method's :attr:`~Method.run_protocol` on an evaluation data set.
 
     Args:
@@ -280,8 +280,8 @@ def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, An
             (:func:`reference_dataset`).
 
     Returns:
-        The result (metrics and ``protocol``), and for classification the ``[N, C]`` probabilities and
-        ``[N]`` targets (for the report's confusion matrix), or the evaluator's report inputs (a dict).
+        The result (metrics and ``protocol``), and the evaluator's extra inputs of the report (e.g. the
+        classes, predictions and targets of its confusion matrix).
     """
     method.to(device)
     evaluator = run_protocol(method.run_protocol)
@@ -303,26 +303,17 @@ def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: st
     reference = reference_dataset(run.method, run.config, manifest.split("train"), device, frozen)
     protocol = {"split": split, "manifest": manifest.name, "clips": spec.eval_clips, "crops": spec.eval_crops,
                 "frames": spec.frames, "sampling": spec.eval_sampling}
-    result, scores = evaluate_split(run.method, dataset, protocol, batch_size=run.config.train.batch_size,
+    result, report_inputs = evaluate_split(run.method, dataset, protocol, batch_size=run.config.train.batch_size,
                                     device=device, reference=reference)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "metrics.json", result)
-        _write_report(out, run, result, scores)
+        _write_report(out, run, result, report_inputs)
     return result
 
 
-def _write_report(out: Path, run: Run, result: dict[str, Any], scores: Scores) -> None:
+def _write_report(out: Path, run: Run, result: dict[str, Any], report_inputs: ReportInputs) -> None:
     from chronoclip.eval.report import write_report
 
-    history = read_history(run.path / "metrics.jsonl")
-    if scores is None:
-        write_report(out, history, result)
-        return
-    if isinstance(scores, dict):  # the evaluator's own report inputs
-        write_report(out, history, result, **scores)
-        return
-    probabilities, targets = scores
-    write_report(out, history, result, class_names=run.class_names,
-                 predictions=probabilities.argmax(-1).numpy(), targets=targets.numpy())
+    write_report(out, read_history(run.path / "metrics.jsonl"), result, **report_inputs)

@@ -1,9 +1,9 @@
 """The evaluations the engine runs on a training run's val / test splits, by :attr:`Method.run_protocol`.
 
 Each protocol is a function ``(method, dataset, protocol, *, batch_size, device, progress, reference)``
-returning the result (metrics and ``protocol``) and, for classification, the ``[N, C]`` probabilities
-and ``[N]`` targets the report's confusion matrix is drawn from; or a dict of
-:func:`~chronoclip.eval.report.write_report` keyword arguments (``stage_time``); else ``None``.
+returning the result (metrics and ``protocol``) and its extra keyword inputs of
+:func:`~chronoclip.eval.report.write_report` (classes, predictions and targets of a confusion matrix,
+``stage_time``'s time plot; empty when the report draws nothing more).
 ``reference`` is the training split as evaluation samples, built only for a protocol that declares
 ``needs_reference`` (e.g. a linear probe fitted on frozen features of the training split).
 
@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
 from chronoclip.eval.av_probe import evaluate_av_probe
@@ -25,8 +24,9 @@ from chronoclip.eval.classify import evaluate_classification
 from chronoclip.eval.retrieval import evaluate_method_retrieval
 from chronoclip.eval.stage_time import evaluate_stage_time
 
-Scores = tuple[torch.Tensor, torch.Tensor] | dict[str, Any] | None
-Evaluator = Callable[..., tuple[dict[str, Any], Scores]]
+#: An evaluator's extra inputs of :func:`chronoclip.eval.report.write_report` (confusion matrix, time plot).
+ReportInputs = dict[str, Any]
+Evaluator = Callable[..., tuple[dict[str, Any], ReportInputs]]
 
 
 @dataclass(frozen=True)
@@ -38,23 +38,24 @@ class RunProtocol:
 
 
 def _classify(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
-              **kwargs: Any) -> tuple[dict[str, Any], Scores]:
+              **kwargs: Any) -> tuple[dict[str, Any], ReportInputs]:
     result, probabilities, targets = evaluate_classification(method, dataset, protocol, **kwargs)
-    return result, (probabilities, targets)
+    return result, {"class_names": method.class_names, "predictions": probabilities.argmax(-1).numpy(),
+                    "targets": targets.numpy()}
 
 
 def _retrieval(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
-               **kwargs: Any) -> tuple[dict[str, Any], Scores]:
-    return evaluate_method_retrieval(method, dataset, protocol, **kwargs), None
+               **kwargs: Any) -> tuple[dict[str, Any], ReportInputs]:
+    return evaluate_method_retrieval(method, dataset, protocol, **kwargs), {}
 
 
 def _av_probe(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
-              **kwargs: Any) -> tuple[dict[str, Any], Scores]:
-    return evaluate_av_probe(method, dataset, protocol, reference=reference, **kwargs), None
+              **kwargs: Any) -> tuple[dict[str, Any], ReportInputs]:
+    return evaluate_av_probe(method, dataset, protocol, reference=reference, **kwargs), {}
 
 
 def _stage_time(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
-                **kwargs: Any) -> tuple[dict[str, Any], Scores]:
+                **kwargs: Any) -> tuple[dict[str, Any], ReportInputs]:
     return evaluate_stage_time(method, dataset, protocol, **kwargs)
 
 
