@@ -29,10 +29,15 @@ class MediaError(ChronoclipError):
     def __init__(self, path: str | Path, cause: str, hint: str = "") -> None:
         self.path = Path(path)
         self.cause = cause
+        self.hint = hint
         message = f"{self.path}: {cause}"
         if hint:
             message += f" ({hint})"
         super().__init__(message)
+
+    def at_row(self, manifest: str, row: int) -> MediaError:
+        """The same error, saying which manifest row asked for the file."""
+        return MediaError(self.path, f"{self.cause} (manifest {manifest}, row {row})", self.hint)
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,7 @@ class _Media:
     has_audio: bool
     frames: np.ndarray | None = None  # uint8 [N, H, W, 3], cached
     fps: float = 0.0
+    num_frames: int = 0  # of the video file
     wave: np.ndarray | None = None  # float32 [S], cached (from ``start``)
 
 
@@ -174,7 +175,7 @@ class AVDataset(Dataset[dict[str, Any]]):
         return len(self.keep)
 
     def _error(self, row: int, exc: MediaError) -> MediaError:
-        return MediaError(exc.path, f"{exc.cause} (manifest {self.manifest.name}, row {self.manifest.rows[row]})")
+        return exc.at_row(self.manifest.name, self.manifest.rows[row])
 
     def _probe(self, record: Record, row: int) -> _Media:
         """Where the row's media start and end, and whether it has sound (decoded now if cached)."""
@@ -188,7 +189,8 @@ class AVDataset(Dataset[dict[str, Any]]):
 
             info = probe_video(record["path"])
             end = min(float(record["end"]), info.duration) if record.get("end") is not None else info.duration
-            media = _Media(start, end - start, record.get("audio") is not None or info.has_audio, fps=info.fps)
+            media = _Media(start, end - start, record.get("audio") is not None or info.has_audio, fps=info.fps,
+                           num_frames=info.num_frames)
             if self.spec.cache_media:
                 media.frames = read_frames(record["path"], np.arange(info.num_frames)).frames
                 if media.has_audio:
@@ -203,12 +205,12 @@ class AVDataset(Dataset[dict[str, Any]]):
         """``uint8 [T, 3, H, W]``: the frames on screen at ``start + k / fps`` (k < frames)."""
         times = media.start + start + np.arange(self.spec.frames) / self.spec.fps
         indices = np.floor(times * media.fps + 1e-6).astype(np.int64)
+        indices = np.minimum(indices, media.num_frames - 1)
         if media.frames is not None:
-            frames = media.frames[np.minimum(indices, len(media.frames) - 1)]
+            frames = media.frames[indices]
         else:
-            from chronoclip.io.video import probe_video, read_frames
+            from chronoclip.io.video import read_frames
 
-            indices = np.minimum(indices, probe_video(record["path"]).num_frames - 1)
             frames = read_frames(record["path"], indices).frames
         return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
 

@@ -125,8 +125,7 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         try:
             clips = self._load_clips(record, generator)
         except MediaError as exc:
-            raise MediaError(exc.path, f"{exc.cause} (manifest {self.manifest.name}, row "
-                             f"{self.manifest.rows[index]})") from exc
+            raise exc.at_row(self.manifest.name, self.manifest.rows[index]) from exc
         views = [view for clip in clips for view in self._views(clip, generator)]
         pixels = views[0] if self.train else torch.stack(views)
         return {"pixels": pixels, **self.row_fields(index)}
