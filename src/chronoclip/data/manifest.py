@@ -93,7 +93,11 @@ class Manifest:
     @property
     def labels(self) -> list[str]:
         """Sorted distinct labels (the class index order used everywhere)."""
-        return sorted({r["label"] for r in self.records if r.get("label") is not None})
+        return self.distinct("label")
+
+    def distinct(self, name: str) -> list[Any]:
+        """The sorted distinct non-empty values of one column."""
+        return sorted({r[name] for r in self.records if r.get(name) is not None})
 
     def column(self, name: str) -> list[Any]:
         """All values of one column (``None`` where empty)."""

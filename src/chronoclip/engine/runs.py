@@ -263,7 +263,7 @@ def reference_dataset(method: Method, cfg: RunConfig, train_rows: Manifest, devi
 
 def class_names_of(train_rows: Manifest, method_cls: type[Method]) -> list[str]:
     """The sorted distinct values of the method's :attr:`~Method.label_column` in the training rows."""
-    return sorted({v for v in train_rows.column(method_cls.label_column) if v is not None})
+    return train_rows.distinct(method_cls.label_column)
 
 
 def _class_names_of(cfg: RunConfig) -> list[str]:
