@@ -344,6 +344,16 @@ def test_cli_train_then_probe_writes_per_modality_metrics(world: Path, tmp_path:
     assert all({"video.z_std", "audio.z_std", "audio_offset"} <= set(r) for r in rows if "loss" in r)
     assert build_run_config("crisscross", config=out / "config.yaml").model.sampler.mode == "mild"
 
+    from chronoclip.data.formats import import_dataset  # the run's audio encoder probed on ESC-50's folds
+
+    _esc50_fixture(tmp_path / "ESC-50")
+    esc50 = import_dataset("esc50", tmp_path / "ESC-50", tmp_path / "esc50")
+    assert main(["eval", str(out), "--data", str(esc50), "--protocol", "audio-folds", "--crops", "2",
+                 "--out", str(tmp_path / "folds")]) == 0
+    folds = json.loads((tmp_path / "folds" / "metrics.json").read_text())
+    assert len(folds["per_fold"]) == 5 and 0 <= folds["top1"] <= 100 and folds["protocol"]["crops"] == 2
+    assert main(["eval", str(out), "--data", str(world), "--protocol", "nonsense"]) == 2
+
 
 def test_bad_configs_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"model\.proj_layers"):

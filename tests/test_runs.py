@@ -37,6 +37,11 @@ OTHER_DATA = {"clip": ("captions", {"n": 48, "size": 32}, ["train.epochs=6", "tr
                               "model.video_width=4", "model.audio_width=4", "model.proj_dim=16",
                               "model.proj_hidden=16", "model.pred_hidden=8", "model.frames=4", "model.fps=8",
                               "model.image_size=16", "model.audio_seconds=1.0", "model.eval_clips=2"]),
+              "crisscross-finetune": ("audiovisual", {"n": 6, "duration": 3.0, "size": 16},
+                                      ["train.epochs=4", "train.batch_size=8", "train.log_every=1000",
+                                       "optim.lr=0.01", "model.video_width=4", "model.image_size=16",
+                                       "model.frames=4", "model.stride=1", "model.train_clips=2",
+                                       "model.eval_clips=2"]),
               "cliptime": ("growth", {"n": 9, "frames": 6, "size": 32},
                            ["train.epochs=4", "train.batch_size=8", "model.hidden=32", "train.log_every=1000"])}
 

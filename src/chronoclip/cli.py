@@ -255,11 +255,14 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Manifest to evaluate on.")],
     split: Annotated[str, typer.Option(help="Split of the manifest.")] = "test",
     protocol: Annotated[str, typer.Option(help="'run': the run's own metrics (classification or retrieval); "
-                                               "'zero-shot': prompts from a label column.")] = "run",
+                                               "'zero-shot': prompts from a label column; 'audio-folds': "
+                                               "ESC-50's cross-validated linear probe of a crisscross run's frozen "
+                                               "audio features (every row, its split is its fold).")] = "run",
     label_column: Annotated[str, typer.Option(help="zero-shot: the column whose values are the classes.")] = "label",
     templates: Annotated[str | None, typer.Option(help="zero-shot: template set (photo, kinetics, ucf101, bare, "
                                                        "world) or JSON file; default photo / kinetics.")] = None,
     frames: Annotated[int, typer.Option(min=1, help="zero-shot: frames averaged per video.")] = 8,
+    crops: Annotated[int, typer.Option(min=1, help="audio-folds: audio windows per recording, averaged.")] = 10,
     out: Annotated[Path | None, typer.Option(help="Folder for metrics.json (and a run's report) "
                                                   "(default: RUN/eval-SPLIT; required for a backbone).")] = None,
 ) -> None:
@@ -282,10 +285,30 @@ def evaluate(
         from chronoclip.engine.runs import load_run
 
         result = evaluate_run(load_run(target), data, split=split, out=out or Path(target) / f"eval-{split}")
+    elif protocol == "audio-folds":
+        result = _audio_folds(target, data, crops, out)
     else:
-        raise ConfigError(f"unknown --protocol '{protocol}'; choose 'run' or 'zero-shot'")
+        raise ConfigError(f"unknown --protocol '{protocol}'; choose 'run', 'zero-shot' or 'audio-folds'")
     summary = {k: v for k, v in result.items() if k not in ("protocol", "per_class_top1", "confusion")}
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _audio_folds(target: str, data: Path, crops: int, out: Path | None) -> dict[str, Any]:
+    """ESC-50's fold probe of a crisscross run on every row of ``data``; writes ``OUT/metrics.json``."""
+    from chronoclip.data.manifest import load_manifest
+    from chronoclip.engine.runs import is_run_folder, load_run
+    from chronoclip.eval.av_probe import evaluate_audio_folds
+
+    if not is_run_folder(target):
+        raise ConfigError(f"{target} is not a run folder; --protocol audio-folds probes a crisscross run")
+    run = load_run(target)
+    if not hasattr(run.method, "av_spec"):
+        raise ConfigError(f"{target} is a '{run.config.method}' run; --protocol audio-folds needs a crisscross run")
+    result = evaluate_audio_folds(run.method, load_manifest(data), crops=crops, progress=True)
+    folder = out or Path(target) / "eval-audio-folds"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    return result
 
 
 @app.command()

@@ -33,6 +33,8 @@ class SampleSpec:
         image_size: square crop side in pixels.
         mean, std: per-channel normalisation (CLIP's by default).
         train_sampling / eval_sampling: frame-index strategies of ``chronoclip.io.video``.
+        stride: source frames between consecutive frames of a ``dense`` clip (e.g. 2: 8 frames of a
+            25 fps video span 0.6 s); a dense evaluation clip is centred in its window.
         augment: random resized crop + horizontal flip at training time (one draw per clip).
         flip: whether ``augment`` flips (off where left / right is part of the label, e.g. SSv2).
         text: include the row's ``text``.
@@ -49,6 +51,7 @@ class SampleSpec:
     std: tuple[float, ...] = T.CLIP_STD
     train_sampling: str = "random"
     eval_sampling: str = "uniform"
+    stride: int = 1
     augment: bool = False
     flip: bool = True
     text: bool = False
@@ -60,8 +63,8 @@ class SampleSpec:
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise ConfigError(f"modality '{self.modality}' is not one of {', '.join(MODALITIES)}")
-        if self.frames < 1 or self.image_size < 1 or self.eval_clips < 1:
-            raise ConfigError(f"frames, image_size and eval_clips must be positive: {self}")
+        if self.frames < 1 or self.image_size < 1 or self.eval_clips < 1 or self.stride < 1:
+            raise ConfigError(f"frames, image_size, eval_clips and stride must be positive: {self}")
         if self.eval_crops not in (1, 3):
             raise ConfigError(f"eval_crops must be 1 or 3, got {self.eval_crops}")
 
@@ -73,7 +76,7 @@ class SampleSpec:
         """Everything that determines a sample's pixels besides the file (for feature-cache keys)."""
         return {"modality": self.modality, "frames": self.frames, "image_size": self.image_size,
                 "mean": list(self.mean), "std": list(self.std),
-                "sampling": self.train_sampling if train else self.eval_sampling,
+                "sampling": self.train_sampling if train else self.eval_sampling, "stride": self.stride,
                 "augment": self.augment and train, "views": self.views(train),
                 "crops": 1 if train else self.eval_crops}
 
@@ -100,11 +103,15 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         class_names: label order; a label not in it raises with the row number.
         train: training-time sampling and augmentation.
         seed: base seed; call :meth:`set_epoch` each epoch.
+        repeats: training only: each row appears this many times per epoch, each time with its own
+            random clip (e.g. CrissCross's fine-tuning draws 10 clips per video per epoch).
     """
 
     def __init__(self, manifest: Manifest, spec: SampleSpec, class_names: list[str], train: bool,
-                 seed: int = 0) -> None:
-        self.manifest, self.spec, self.train, self.seed = manifest, spec, train, seed
+                 seed: int = 0, repeats: int = 1) -> None:
+        if repeats < 1 or (repeats > 1 and not train):
+            raise ConfigError(f"repeats={repeats}: must be >= 1, and 1 for an evaluation data set")
+        self.manifest, self.spec, self.train, self.seed, self.repeats = manifest, spec, train, seed, repeats
         self.class_index = {name: i for i, name in enumerate(class_names)}
         self.epoch = 0
         unknown = sorted({r["label"] for r in manifest if r.get("label") and r["label"] not in self.class_index})
@@ -117,11 +124,12 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.manifest)
+        return len(self.manifest) * self.repeats
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, draw: int) -> dict[str, Any]:
+        index = draw % len(self.manifest)  # the row; ``draw`` seeds this repeat's random clip
         record = self.manifest[index]
-        generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
+        generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, draw))
         try:
             clips = self._load_clips(record, generator)
         except MediaError as exc:
@@ -162,11 +170,13 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         else:
             windows = [(start, end)]
         strategy = self.spec.train_sampling if self.train else self.spec.eval_sampling
+        dense = strategy == "dense"
         result = []
         for window_start, window_end in windows:
-            seed = int(torch.randint(2**31 - 1, (), generator=generator))
-            clip = read_video(record["path"], self.spec.frames, strategy, start=window_start,
-                              end=window_end, seed=seed)
+            seed: int | None = int(torch.randint(2**31 - 1, (), generator=generator))
+            clip = read_video(record["path"], self.spec.frames, strategy, start=window_start, end=window_end,
+                              stride=self.spec.stride if dense else 1,
+                              seed=None if dense and not self.train else seed)  # None: centred
             result.append(torch.from_numpy(clip.frames).permute(0, 3, 1, 2))
         return result
 

@@ -121,13 +121,24 @@ def _check_pair(features: np.ndarray, labels: np.ndarray, name: str) -> None:
 
 
 def _holdout(labels: np.ndarray, groups: np.ndarray, settings: ProbeSettings
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, item-grouped split of training rows into (fit, held-out) index arrays."""
-    splitter = StratifiedGroupKFold(n_splits=settings.holdout_folds, shuffle=True, random_state=settings.seed)
+             ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Stratified, item-grouped split of training rows into (fit, held-out) index arrays, and the
+    number of folds the held-out rows are one of.
+
+    The held-out share is 1 / ``holdout_folds``, or 1 / (items of the largest class) when every class
+    has fewer items than that (a tiny training set), so the split always exists.
+    """
+    items_per_class = np.unique(np.stack([labels, groups]), axis=1)[0]
+    largest = int(np.bincount(items_per_class).max())
+    if largest < 2:
+        raise ValueError("the probe's C is chosen on held-out training items: give at least one class two or "
+                         "more training items")
+    folds = min(settings.holdout_folds, largest)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=settings.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members than..."
         fit_rows, held_rows = next(splitter.split(np.zeros(len(labels)), labels, groups))
-    return fit_rows, held_rows
+    return fit_rows, held_rows, folds
 
 
 def _log_loss(proba: np.ndarray, labels: np.ndarray) -> float:
@@ -191,10 +202,10 @@ def fit_linear_probe(train_features: Array, train_targets: Array,
         holdout = "given validation split"
     else:
         groups = np.arange(len(labels)) if train_item_ids is None else _numpy(train_item_ids)
-        fit_rows, held_rows = _holdout(labels, groups, settings)
+        fit_rows, held_rows, folds = _holdout(labels, groups, settings)
         fit_features, fit_labels = features[fit_rows], labels[fit_rows]
         held_features, held_labels = features[held_rows], labels[held_rows]
-        holdout = (f"stratified hold-out of 1/{settings.holdout_folds} of the training items, "
+        holdout = (f"stratified hold-out of 1/{folds} of the training items, "
                    f"seed {settings.seed}")
     num_classes = num_classes or int(max(labels.max(), held_labels.max())) + 1
 

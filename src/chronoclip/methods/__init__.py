@@ -14,11 +14,12 @@ from chronoclip.methods.baselines import FineTune, FrameProbe
 from chronoclip.methods.clip import ClipPretrain
 from chronoclip.methods.cliptime import CLIPTime
 from chronoclip.methods.crisscross import CrissCross
+from chronoclip.methods.crisscross_finetune import CrissCrossFinetune
 from chronoclip.methods.dist import DiST
 
 #: Method name -> class. Add a method by importing it above and listing it here.
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (ClipPretrain, FrameProbe, FineTune, DiST, CrissCross,
-                                                              CLIPTime)}
+                                                              CrissCrossFinetune, CLIPTime)}
 
 
 def list_methods() -> list[str]:
