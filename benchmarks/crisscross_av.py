@@ -158,6 +158,8 @@ def replace_dataset(method: Any, rows: Any, spec: Any) -> Any:
 
 
 def _cell(values: list[float], digits: int = 1) -> str:
+    if all(np.isnan(values)):  # e.g. the untrained row's loss and z_std
+        return "–"
     return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 

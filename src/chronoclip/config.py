@@ -138,6 +138,13 @@ class RunConfig:
     model: Any = None
 
 
+def require_at_least(values: dict[str, float], minimum: float = 1) -> None:
+    """Raise a ConfigError naming the first key (e.g. ``model.frames``) whose value is below ``minimum``."""
+    for key, value in values.items():
+        if value < minimum:
+            raise ConfigError(f"{key}={value} must be at least {minimum}")
+
+
 def _check_choice(section: str, key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{section}.{key}='{value}' is not one of {', '.join(choices)}")
@@ -149,12 +156,9 @@ def validate_engine_config(cfg: RunConfig) -> None:
     _check_choice("train", "device", cfg.train.device, ("auto", "cpu"))
     _check_choice("optim", "name", cfg.optim.name, OPTIMIZERS)
     _check_choice("schedule", "name", cfg.schedule.name, SCHEDULES)
-    positive = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
-                "train.grad_accum": cfg.train.grad_accum, "train.keep_last": cfg.train.keep_last,
-                "train.log_every": cfg.train.log_every}
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{key}={value} must be at least 1")
+    require_at_least({"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
+                      "train.grad_accum": cfg.train.grad_accum, "train.keep_last": cfg.train.keep_last,
+                      "train.log_every": cfg.train.log_every})
     non_negative: dict[str, float] = {
         "train.max_steps": cfg.train.max_steps, "train.clip_grad": cfg.train.clip_grad,
         "train.num_workers": cfg.train.num_workers, "train.eval_every": cfg.train.eval_every,

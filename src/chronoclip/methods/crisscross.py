@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from chronoclip.backbones.av import AudioResNet, R2Plus1D
+from chronoclip.config import require_at_least
 from chronoclip.data.av import AVDataset, AVSpec
 from chronoclip.data.av_augment import IMAGENET_MEAN, IMAGENET_STD
 from chronoclip.data.datasets import SampleSpec
@@ -129,11 +130,9 @@ class CrissCrossConfig:
     def __post_init__(self) -> None:
         if self.video_encoder not in VIDEO_ENCODERS:
             raise ConfigError(f"model.video_encoder='{self.video_encoder}' is not one of {', '.join(VIDEO_ENCODERS)}")
-        positive = {"video_width": self.video_width, "audio_width": self.audio_width, "proj_dim": self.proj_dim,
-                    "proj_hidden": self.proj_hidden, "pred_hidden": self.pred_hidden, "eval_clips": self.eval_clips}
-        for key, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"model.{key}={value} must be at least 1")
+        require_at_least({"model.video_width": self.video_width, "model.audio_width": self.audio_width,
+                          "model.proj_dim": self.proj_dim, "model.proj_hidden": self.proj_hidden,
+                          "model.pred_hidden": self.pred_hidden, "model.eval_clips": self.eval_clips})
         if self.proj_layers not in (2, 3):
             raise ConfigError(f"model.proj_layers={self.proj_layers} must be 2 or 3")
         if not (self.loss_intra or self.loss_sync or self.loss_async):

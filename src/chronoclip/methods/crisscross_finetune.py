@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from chronoclip.backbones.av import R2Plus1D
+from chronoclip.config import require_at_least
 from chronoclip.data.av_augment import IMAGENET_MEAN, IMAGENET_STD
 from chronoclip.data.datasets import ManifestDataset, SampleSpec
 from chronoclip.data.manifest import Manifest
@@ -76,11 +77,9 @@ class CrissCrossFinetuneConfig:
     def __post_init__(self) -> None:
         if self.pool not in POOLS:
             raise ConfigError(f"model.pool='{self.pool}' is not one of {', '.join(POOLS)}")
-        positive = {"video_width": self.video_width, "frames": self.frames, "stride": self.stride,
-                    "image_size": self.image_size, "train_clips": self.train_clips, "eval_clips": self.eval_clips}
-        for key, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"model.{key}={value} must be at least 1")
+        require_at_least({"model.video_width": self.video_width, "model.frames": self.frames,
+                          "model.stride": self.stride, "model.image_size": self.image_size,
+                          "model.train_clips": self.train_clips, "model.eval_clips": self.eval_clips})
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
 
