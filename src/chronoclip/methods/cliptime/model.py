@@ -13,7 +13,8 @@
 - Temporal embedding (training only): ``e_τ`` of the true τ is aligned with ``proj(h)`` by a
   soft-target InfoNCE (:mod:`~chronoclip.methods.cliptime.temporal`); at test τ can also be read out
   by retrieval over a τ grid.
-- Loss: ``λ_c·CE + λ_r·MSE(τ̂, τ) + λ_a·L_align`` (spec defaults 1, 1, 0.5).
+- Loss: ``λ_c·CE + λ_r·MSE(τ̂, τ) + λ_a·L_align`` (defaults 1, 50, 0.5; the spec's λ_r is 1, see
+  :class:`CLIPTimeConfig` for why the time term is weighted up).
 
 The forward pass reads the image and the note only: no timestamp enters it at test time.
 
