@@ -298,6 +298,7 @@ def _audio_folds(target: str, data: Path, crops: int, out: Path | None) -> dict[
     from chronoclip.data.manifest import load_manifest
     from chronoclip.engine.runs import is_run_folder, load_run
     from chronoclip.eval.av_probe import evaluate_audio_folds
+    from chronoclip.io.writers import write_json
 
     if not is_run_folder(target):
         raise ConfigError(f"{target} is not a run folder; --protocol audio-folds probes a crisscross run")
@@ -305,9 +306,7 @@ def _audio_folds(target: str, data: Path, crops: int, out: Path | None) -> dict[
     if not hasattr(run.method, "av_spec"):
         raise ConfigError(f"{target} is a '{run.config.method}' run; --protocol audio-folds needs a crisscross run")
     result = evaluate_audio_folds(run.method, load_manifest(data), crops=crops, progress=True)
-    folder = out or Path(target) / "eval-audio-folds"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    write_json((out or Path(target) / "eval-audio-folds") / "metrics.json", result)
     return result
 
 

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,17 +146,22 @@ def require_at_least(values: dict[str, float], minimum: float = 1) -> None:
             raise ConfigError(f"{key}={value} must be at least {minimum}")
 
 
-def _check_choice(section: str, key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{section}.{key}='{value}' is not one of {', '.join(choices)}")
+def require_one_of(values: dict[str, tuple[Any, Sequence[str]]]) -> None:
+    """Raise a ConfigError naming the first key (e.g. ``model.head``) whose value is not among its choices.
+
+    Args:
+        values: key -> (value, allowed values).
+    """
+    for key, (value, choices) in values.items():
+        if value not in choices:
+            raise ConfigError(f"{key}='{value}' is not one of {', '.join(choices)}")
 
 
 def validate_engine_config(cfg: RunConfig) -> None:
     """Range and choice checks the types alone cannot express; raises ConfigError naming the key."""
-    _check_choice("train", "precision", cfg.train.precision, PRECISIONS)
-    _check_choice("train", "device", cfg.train.device, ("auto", "cpu"))
-    _check_choice("optim", "name", cfg.optim.name, OPTIMIZERS)
-    _check_choice("schedule", "name", cfg.schedule.name, SCHEDULES)
+    require_one_of({"train.precision": (cfg.train.precision, PRECISIONS),
+                    "train.device": (cfg.train.device, ("auto", "cpu")), "optim.name": (cfg.optim.name, OPTIMIZERS),
+                    "schedule.name": (cfg.schedule.name, SCHEDULES)})
     require_at_least({"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
                       "train.grad_accum": cfg.train.grad_accum, "train.keep_last": cfg.train.keep_last,
                       "train.log_every": cfg.train.log_every})

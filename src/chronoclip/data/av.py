@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from chronoclip.config import require_one_of
 from chronoclip.data import av_augment as A
 from chronoclip.data.datasets import sample_seed
 from chronoclip.data.manifest import Manifest, Record
@@ -79,10 +80,8 @@ class AVSpec:
     cache_media: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in SAMPLER_MODES:
-            raise ConfigError(f"sampler.mode='{self.mode}' is not one of {', '.join(SAMPLER_MODES)}")
-        if self.missing_audio not in MISSING_AUDIO:
-            raise ConfigError(f"model.missing_audio='{self.missing_audio}' is not one of {', '.join(MISSING_AUDIO)}")
+        require_one_of({"sampler.mode": (self.mode, SAMPLER_MODES),
+                        "model.missing_audio": (self.missing_audio, MISSING_AUDIO)})
         if not self.modalities or set(self.modalities) - set(AV_MODALITIES):
             raise ConfigError(f"modalities must be a non-empty subset of {AV_MODALITIES}, got {self.modalities}")
         if self.frames < 1 or self.fps <= 0 or self.image_size < 8 or self.eval_clips < 1:

@@ -173,7 +173,7 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         dense = strategy == "dense"
         result = []
         for window_start, window_end in windows:
-            seed: int | None = int(torch.randint(2**31 - 1, (), generator=generator))
+            seed = int(torch.randint(2**31 - 1, (), generator=generator))
             clip = read_video(record["path"], self.spec.frames, strategy, start=window_start, end=window_end,
                               stride=self.spec.stride if dense else 1,
                               seed=None if dense and not self.train else seed)  # None: centred

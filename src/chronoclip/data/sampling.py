@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
+from chronoclip.config import require_one_of
 from chronoclip.errors import ConfigError
 
 SAMPLER_MODES = ("none", "mild", "medium", "far", "random")
@@ -135,8 +136,7 @@ def sample_pair(duration: float, video_seconds: float, audio_seconds: float, mod
     Raises:
         ConfigError: an unknown mode or inconsistent window lengths.
     """
-    if mode not in SAMPLER_MODES:
-        raise ConfigError(f"sampler.mode='{mode}' is not one of {', '.join(SAMPLER_MODES)}")
+    require_one_of({"sampler.mode": (mode, SAMPLER_MODES)})
     _check(duration, video_seconds, audio_seconds)
     if mode == "none":
         window, short = sample_window(duration, video_seconds, audio_seconds, generator)

@@ -42,7 +42,7 @@ from chronoclip.engine.logging import read_history
 from chronoclip.engine.trainer import Trainer, load_trainable_state, make_accelerator
 from chronoclip.errors import ChronoclipError, ConfigError, ManifestError
 from chronoclip.eval.run_protocols import ReportInputs, run_protocol
-from chronoclip.io.writers import atomic_path
+from chronoclip.io.writers import atomic_path, write_json
 from chronoclip.methods import get_method
 from chronoclip.methods.base import FrozenFeatures, Method
 
@@ -112,11 +112,6 @@ def _seeded_method(cfg: RunConfig, class_names: list[str]) -> Method:
 
 def _split_or_none(manifest: Manifest, name: str) -> Manifest | None:
     return manifest.split(name) if name in manifest.splits else None
-
-
-def _write_json(path: Path, content: dict[str, Any]) -> None:
-    with atomic_path(path) as temp:
-        temp.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAULT_BACKBONE,
@@ -304,11 +299,11 @@ def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: st
     protocol = {"split": split, "manifest": manifest.name, "clips": spec.eval_clips, "crops": spec.eval_crops,
                 "frames": spec.frames, "sampling": spec.eval_sampling}
     result, report_inputs = evaluate_split(run.method, dataset, protocol, batch_size=run.config.train.batch_size,
-                                    device=device, reference=reference)
+                                           device=device, reference=reference)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "metrics.json", result)
+        write_json(out / "metrics.json", result)
         _write_report(out, run, result, report_inputs)
     return result
 

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from chronoclip.data.datasets import ManifestDataset, SampleSpec, collate
 from chronoclip.data.manifest import Manifest, load_manifest
 from chronoclip.errors import ConfigError
 from chronoclip.eval.zero_shot import backbone_text_encoder, evaluate_zero_shot
-from chronoclip.io.writers import atomic_path
+from chronoclip.io.writers import write_json
 from chronoclip.methods.baselines import frame_embeddings
 
 log = logging.getLogger(__name__)
@@ -122,9 +121,6 @@ def zero_shot(spec_or_run: str | Path, data: str | Path | Manifest, split: str =
     result = evaluate_zero_shot(features, targets, class_names, templates, backbone_text_encoder(backbone),
                                 logit_scale=float(backbone.logit_scale.detach()), protocol=protocol)
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "metrics.json") as temp:
-            temp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(Path(out) / "metrics.json", result)
     return result
 

@@ -7,12 +7,14 @@ file is written atomically: a crash never leaves a half-written file under the f
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -44,6 +46,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, content: Any) -> None:
+    """Write ``content`` as indented, key-sorted JSON, atomically (a crash leaves the old file or none)."""
+    with atomic_path(path) as temp:
+        temp.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 #: Video encoders and their settings. FFmpeg's native MPEG-4 Part 2 encoder is byte-reproducible;

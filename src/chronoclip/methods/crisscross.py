@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from chronoclip.backbones.av import AudioResNet, R2Plus1D
-from chronoclip.config import require_at_least
+from chronoclip.config import require_at_least, require_one_of
 from chronoclip.data.av import AVDataset, AVSpec
 from chronoclip.data.av_augment import IMAGENET_MEAN, IMAGENET_STD
 from chronoclip.data.datasets import SampleSpec
@@ -68,8 +68,7 @@ class SamplerConfig:
     mode: str = "mild"
 
     def __post_init__(self) -> None:
-        if self.mode not in SAMPLER_MODES:
-            raise ConfigError(f"sampler.mode='{self.mode}' is not one of {', '.join(SAMPLER_MODES)}")
+        require_one_of({"sampler.mode": (self.mode, SAMPLER_MODES)})
 
 
 @dataclass
@@ -128,8 +127,7 @@ class CrissCrossConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     def __post_init__(self) -> None:
-        if self.video_encoder not in VIDEO_ENCODERS:
-            raise ConfigError(f"model.video_encoder='{self.video_encoder}' is not one of {', '.join(VIDEO_ENCODERS)}")
+        require_one_of({"model.video_encoder": (self.video_encoder, VIDEO_ENCODERS)})
         require_at_least({"model.video_width": self.video_width, "model.audio_width": self.audio_width,
                           "model.proj_dim": self.proj_dim, "model.proj_hidden": self.proj_hidden,
                           "model.pred_hidden": self.pred_hidden, "model.eval_clips": self.eval_clips})

@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from chronoclip.backbones.av import R2Plus1D
-from chronoclip.config import require_at_least
+from chronoclip.config import require_at_least, require_one_of
 from chronoclip.data.av_augment import IMAGENET_MEAN, IMAGENET_STD
 from chronoclip.data.datasets import ManifestDataset, SampleSpec
 from chronoclip.data.manifest import Manifest
@@ -75,8 +75,7 @@ class CrissCrossFinetuneConfig:
     eval_clips: int = 10
 
     def __post_init__(self) -> None:
-        if self.pool not in POOLS:
-            raise ConfigError(f"model.pool='{self.pool}' is not one of {', '.join(POOLS)}")
+        require_one_of({"model.pool": (self.pool, POOLS)})
         require_at_least({"model.video_width": self.video_width, "model.frames": self.frames,
                           "model.stride": self.stride, "model.image_size": self.image_size,
                           "model.train_clips": self.train_clips, "model.eval_clips": self.eval_clips})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chronoclip.config import require_one_of
 from chronoclip.errors import ConfigError
 
 #: Named ablations of spec C.3: which inputs the fusion sees, or which loss term is switched off.
@@ -78,13 +79,12 @@ class CLIPTimeConfig:
     text_pooling: str = "sentences"
 
     def __post_init__(self) -> None:
-        choices = {"mode": (self.mode, MODES), "image_tower": (self.image_tower, TOWER_MODES),
-                   "text_tower": (self.text_tower, TOWER_MODES), "time_origin": (self.time_origin, TIME_ORIGINS),
-                   "time_loss": (self.time_loss, TIME_LOSSES), "text_pooling": (self.text_pooling, TEXT_POOLINGS),
-                   "time_unit": (self.time_unit, ("auto", *TIME_UNITS))}
-        for key, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise ConfigError(f"model.{key}='{value}' is not one of {', '.join(allowed)}")
+        require_one_of({"model.mode": (self.mode, MODES), "model.image_tower": (self.image_tower, TOWER_MODES),
+                        "model.text_tower": (self.text_tower, TOWER_MODES),
+                        "model.time_origin": (self.time_origin, TIME_ORIGINS),
+                        "model.time_loss": (self.time_loss, TIME_LOSSES),
+                        "model.text_pooling": (self.text_pooling, TEXT_POOLINGS),
+                        "model.time_unit": (self.time_unit, ("auto", *TIME_UNITS))})
         if self.hidden < 0 or self.fusion_layers < 1 or self.fourier_frequencies < 1 or self.retrieval_grid < 2:
             raise ConfigError("model.hidden must be >= 0, model.fusion_layers and model.fourier_frequencies positive "
                               "and model.retrieval_grid at least 2")

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chronoclip.config import require_one_of
 from chronoclip.data.datasets import SampleSpec
 from chronoclip.data.mixup import MixConfig
 from chronoclip.errors import ConfigError
@@ -135,12 +136,9 @@ class DiSTConfig:
         for key in ("integration_mlp_ratio", "integration_temporal_ratio", "temporal_mlp_ratio"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"model.{key}={getattr(self, key)} must be positive")
-        choices = {"head": (self.head, HEADS), "ablation": (self.ablation, ABLATIONS),
-                   "train_sampling": (self.train_sampling, SAMPLINGS),
-                   "eval_sampling": (self.eval_sampling, SAMPLINGS)}
-        for key, (choice, allowed) in choices.items():
-            if choice not in allowed:
-                raise ConfigError(f"model.{key}='{choice}' is not one of {', '.join(allowed)}")
+        require_one_of({"model.head": (self.head, HEADS), "model.ablation": (self.ablation, ABLATIONS),
+                        "model.train_sampling": (self.train_sampling, SAMPLINGS),
+                        "model.eval_sampling": (self.eval_sampling, SAMPLINGS)})
         if self.eval_crops not in (1, 3):
             raise ConfigError(f"model.eval_crops={self.eval_crops} must be 1 or 3")
         try:
