@@ -22,13 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-#: Small pretraining on the audiovisual world (as in benchmarks/crisscross_av.py).
-PRETRAIN = ["model.video_width=16", "model.audio_width=16", "model.proj_dim=128", "model.proj_hidden=128",
-            "model.pred_hidden=32", "model.frames=4", "model.fps=8", "model.image_size=32", "model.audio_seconds=2.0",
-            "model.sample_rate=8000", "model.n_fft=256", "model.hop_length=80", "model.n_mels=40",
-            "model.eval_clips=2", "model.cache_media=true", "optim.name=adam", "optim.lr=0.001",
-            "optim.weight_decay=0.0001", "optim.larc=true", "train.clip_grad=0", "schedule.warmup_epochs=1",
-            "schedule.min_lr_ratio=0.5", "train.batch_size=32", "train.log_every=100000", "train.keep_last=1"]
+from crisscross_av import MODEL, RECIPE  # the sibling benchmark (this folder is on sys.path)
+
+#: Small pretraining on the audiovisual world: the encoders and recipe of benchmarks/crisscross_av.py.
+PRETRAIN = [*MODEL, *RECIPE, "model.eval_clips=2", "train.batch_size=32"]
 #: The fine-tune at the pretraining's clip shape (4 frames at the world's 8 fps, 32 px), shorter than the preset.
 FINETUNE = ["model.frames=4", "model.stride=1", "model.image_size=32", "model.train_clips=4", "model.eval_clips=4",
             "train.batch_size=32", "optim.lr=0.01", "schedule.milestones=[4,5]", "schedule.warmup_epochs=1",
