@@ -65,6 +65,7 @@ def main() -> None:
 
     import torch
 
+    from chronoclip.config import read_yaml
     from chronoclip.data.worlds import make_world
     from chronoclip.engine.runs import train
 
@@ -84,9 +85,10 @@ def main() -> None:
         train("crisscross", splits[0], init, backbone="tiny",
               overrides=[*PRETRAIN, f"train.epochs={args.pretrain_epochs}", "sampler.mode=mild"])
     recipe = "crisscross/finetune-ucf101-8f.yaml"
+    width = f"model.video_width={read_yaml(Path(init) / 'config.yaml')['model']['video_width']}"  # both arms alike
     top1: dict[str, list[float]] = {"pretrained": [], "scratch": []}
     for index, manifest in enumerate(splits, 1):
-        for name, start in (("pretrained", [f"model.init={init}"]), ("scratch", ["model.video_width=16"])):
+        for name, start in (("pretrained", [f"model.init={init}", width]), ("scratch", [width])):
             run = train("crisscross-finetune", manifest, out / f"{name}-split{index}", backbone="tiny", config=recipe,
                         overrides=[*FINETUNE, f"train.epochs={args.epochs}", *start, *args.set])
             top1[name].append(float(run.metrics["top1"]))

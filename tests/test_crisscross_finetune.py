@@ -12,7 +12,7 @@ from chronoclip.backbones import load_backbone
 from chronoclip.data.datasets import ManifestDataset, SampleSpec
 from chronoclip.data.manifest import load_manifest, write_manifest
 from chronoclip.data.worlds import make_world
-from chronoclip.engine.runs import build_run_config, train
+from chronoclip.engine.runs import build_run_config, load_run, train
 from chronoclip.errors import ConfigError
 from chronoclip.io.writers import write_video
 from chronoclip.methods.crisscross_finetune import CrissCrossFinetune, CrissCrossFinetuneConfig
@@ -90,16 +90,28 @@ def test_init_takes_the_pretrained_video_encoder_and_refuses_other_runs(tmp_path
                 "model.pred_hidden=8", "model.frames=4", "model.fps=8", "model.image_size=16",
                 "model.audio_seconds=1.0", "model.eval_clips=1"]
     run = train("crisscross", world, tmp_path / "pre", backbone="tiny", overrides=pretrain)
-    model = CrissCrossFinetune(_tiny(init=str(tmp_path / "pre"), video_width=64), load_backbone("tiny"), ["a", "b"])
+    model = CrissCrossFinetune(_tiny(init=str(tmp_path / "pre")), load_backbone("tiny"), ["a", "b"])
     pretrained = run.method.video_net.state_dict()  # type: ignore[union-attr]
-    assert model.video_net.out_dim == 32  # the run's width (4), not model.video_width
+    assert not all(torch.equal(value, pretrained[key]) for key, value in model.video_net.state_dict().items())
+    model.initialise()
     assert all(torch.equal(value, pretrained[key]) for key, value in model.video_net.state_dict().items())
     assert all(p.requires_grad for p in model.video_net.parameters())
+    with pytest.raises(ConfigError, match=r"set model\.video_width=4"):
+        CrissCrossFinetune(_tiny(init=str(tmp_path / "pre"), video_width=8), load_backbone("tiny"),
+                           ["a", "b"]).initialise()
+    tuned = train("crisscross-finetune", world, tmp_path / "tuned", backbone="tiny",
+                  overrides=["train.epochs=1", "train.batch_size=8", "train.log_every=1000", "model.video_width=4",
+                             "model.image_size=16", "model.frames=4", "model.stride=1", "model.eval_clips=1",
+                             f"model.init={tmp_path / 'pre'}"])
+    (tmp_path / "pre").rename(tmp_path / "moved")  # a finished run keeps its own weights: no init source needed
+    reloaded = load_run(tuned.path)
+    trained = tuned.method.state_dict()
+    assert all(torch.equal(value, trained[key]) for key, value in reloaded.method.state_dict().items())
     probe = train("frame-probe", make_world("motion", tmp_path / "motion", seed=0, n=2, frames=8, size=32),
                   tmp_path / "probe", backbone="tiny",
                   overrides=["train.epochs=1", "train.batch_size=4", "model.frames=2"])
     with pytest.raises(ConfigError, match="crisscross run"):
-        CrissCrossFinetune(_tiny(init=str(probe.path)), load_backbone("tiny"), ["a", "b"])
+        CrissCrossFinetune(_tiny(init=str(probe.path)), load_backbone("tiny"), ["a", "b"]).initialise()
 
 
 def test_the_packaged_presets_are_the_spec_recipes() -> None:

@@ -370,6 +370,7 @@ def test_official_checkpoint_loads_by_key_map(tiny: Backbone, tmp_path: Path) ->
                        released[prefix + "adapooling_nets.1.spatial_transformer.attn.in_proj_weight"])
     torch.save({"model_state": released, "epoch": 35}, tmp_path / "DiST.pyth")
     again = make(tiny, seed=9, pooling_layers=2, init_checkpoint=str(tmp_path / "DiST.pyth"))
+    again.initialise()
     assert all(torch.equal(again.branch.state_dict()[k], v) for k, v in state.items())
     with pytest.raises(ChronoclipError, match=r"model\.frames"):
         load_official_state(make(tiny, frames=3, pooling_layers=2), released)

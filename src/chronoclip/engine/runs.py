@@ -149,6 +149,8 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
         raise ManifestError(manifest.name, unseen, hint="A classifier only predicts labels it was trained on: "
                             "add train rows for them or drop those rows (zero-shot evaluation takes any label).")
     model = _seeded_method(cfg, class_names)
+    if not (resume and ckpt.latest_checkpoint(out / "checkpoints") is not None):
+        model.initialise()
     spec = model.sample_spec()
     accelerator = make_accelerator(cfg)
     if accelerator.is_main_process:

@@ -100,6 +100,14 @@ class Method(nn.Module):
         self.backbone = backbone
         self.class_names = list(class_names)
 
+    def initialise(self) -> None:
+        """Load starting weights from outside the run (a pretrained run, a released checkpoint).
+
+        :func:`~chronoclip.engine.runs.train` calls it once, on a fresh run, before the first step. A
+        loaded or resumed run takes its trained tensors from its own checkpoints and never reads the
+        source again (it may have moved since). The default does nothing.
+        """
+
     def sample_spec(self) -> SampleSpec:
         """What the data set must deliver for this method."""
         raise NotImplementedError

@@ -53,7 +53,7 @@ class CrissCrossFinetuneConfig:
     Attributes:
         init: a ``crisscross`` run folder whose video encoder (best checkpoint) starts the training;
             empty = random init (the from-scratch reference).
-        video_width: R(2+1)D first-stage channels without ``init`` (with it, the run's width is used).
+        video_width: R(2+1)D first-stage channels (with ``init``: the run's, checked when training starts).
         frames, stride: a clip is ``frames`` consecutive frames ``stride`` source frames apart.
         image_size: crop side (224 in the protocol; pretraining was at 112).
         pool: ``max`` (the protocol's adaptive max pool) or ``avg`` (pretraining's).
@@ -109,16 +109,24 @@ class CrissCrossFinetune(Method):
         if len(class_names) < 2:
             raise ConfigError(f"{self.name} needs at least 2 classes, got {class_names}")
         backbone.freeze(image="all", text="all")  # the CLIP backbone is not used
-        if cfg.init:
-            self.video_net = pretrained_video_encoder(cfg.init)
-            log.info("%s: video encoder from %s (width %d)", self.name, cfg.init, self.video_net.out_dim // 8)
-        else:
-            self.video_net = R2Plus1D(cfg.video_width)
-        self.video_net.requires_grad_(True)
+        self.video_net = R2Plus1D(cfg.video_width)
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(self.video_net.out_dim, len(class_names))
         nn.init.orthogonal_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+
+    def initialise(self) -> None:
+        """Copy the video encoder of the ``model.init`` run (its best checkpoint), if one is given."""
+        cfg: CrissCrossFinetuneConfig = self.cfg
+        if not cfg.init:
+            return
+        pretrained = pretrained_video_encoder(cfg.init)
+        width = pretrained.out_dim // 8
+        if width != cfg.video_width:
+            raise ConfigError(f"model.init={cfg.init}: its video encoder has width {width}, this model "
+                              f"{cfg.video_width}; set model.video_width={width}")
+        self.video_net.load_state_dict(pretrained.state_dict())
+        log.info("%s: video encoder from %s (width %d)", self.name, cfg.init, width)
 
     def sample_spec(self) -> SampleSpec:
         cfg: CrissCrossFinetuneConfig = self.cfg

@@ -191,9 +191,14 @@ class DiST(Method):
             with torch.no_grad():  # the text tower runs once, here, never per step
                 text = backbone.encode_text(self.class_names, normalize=True)
             self.register_buffer("text_features", text, persistent=False)
+        self._apply_ablation(cfg.ablation)
+
+    def initialise(self) -> None:
+        """Load ``model.init_checkpoint`` (an official DiST checkpoint), then zero what the ablation removes."""
+        cfg: DiSTConfig = self.cfg
         if cfg.init_checkpoint:
             load_official_checkpoint(self, cfg.init_checkpoint)
-        self._apply_ablation(cfg.ablation)
+            self._apply_ablation(cfg.ablation)
 
     @staticmethod
     def _tapped_layers(layers: list[int], depth: int) -> list[int]:
