@@ -51,6 +51,9 @@ def test_dense_clips_keep_the_stride_and_repeats_draw_new_clips(counter: Path) -
         assert np.diff(numbers).tolist() == [2, 2, 2] and dataset[draw]["index"] == 0
         starts.append(numbers[0])
     assert len(set(starts)) > 1  # each repeat is its own random clip
+    assert len(list(dataset)) == 5  # iteration ends after the last draw
+    with pytest.raises(IndexError, match="sample 5 of a data set of 5"):
+        dataset[5]
     with pytest.raises(ConfigError, match="repeats"):
         ManifestDataset(rows, _spec(), [], train=False, repeats=2)
 
@@ -93,12 +96,13 @@ def test_init_takes_the_pretrained_video_encoder_and_refuses_other_runs(tmp_path
     model = CrissCrossFinetune(_tiny(init=str(tmp_path / "pre")), load_backbone("tiny"), ["a", "b"])
     pretrained = run.method.video_net.state_dict()  # type: ignore[union-attr]
     assert not all(torch.equal(value, pretrained[key]) for key, value in model.video_net.state_dict().items())
-    model.initialise()
+    rows = load_manifest(world)
+    model.initialise(rows)
     assert all(torch.equal(value, pretrained[key]) for key, value in model.video_net.state_dict().items())
     assert all(p.requires_grad for p in model.video_net.parameters())
     with pytest.raises(ConfigError, match=r"set model\.video_width=4"):
         CrissCrossFinetune(_tiny(init=str(tmp_path / "pre"), video_width=8), load_backbone("tiny"),
-                           ["a", "b"]).initialise()
+                           ["a", "b"]).initialise(rows)
     tuned = train("crisscross-finetune", world, tmp_path / "tuned", backbone="tiny",
                   overrides=["train.epochs=1", "train.batch_size=8", "train.log_every=1000", "model.video_width=4",
                              "model.image_size=16", "model.frames=4", "model.stride=1", "model.eval_clips=1",
@@ -111,7 +115,7 @@ def test_init_takes_the_pretrained_video_encoder_and_refuses_other_runs(tmp_path
                   tmp_path / "probe", backbone="tiny",
                   overrides=["train.epochs=1", "train.batch_size=4", "model.frames=2"])
     with pytest.raises(ConfigError, match="crisscross run"):
-        CrissCrossFinetune(_tiny(init=str(probe.path)), load_backbone("tiny"), ["a", "b"]).initialise()
+        CrissCrossFinetune(_tiny(init=str(probe.path)), load_backbone("tiny"), ["a", "b"]).initialise(rows)
 
 
 def test_the_packaged_presets_are_the_spec_recipes() -> None:

@@ -16,7 +16,7 @@ from chronoclip.backbones.presets import clip_config
 from chronoclip.backbones.tokenizer import builtin_tokenizer
 from chronoclip.config import OptimConfig
 from chronoclip.data.datasets import ManifestDataset
-from chronoclip.data.manifest import load_manifest
+from chronoclip.data.manifest import Manifest, load_manifest
 from chronoclip.data.mixup import MixConfig
 from chronoclip.data.worlds import make_world
 from chronoclip.engine.optim import build_optimizer, torch_param_groups
@@ -370,7 +370,7 @@ def test_official_checkpoint_loads_by_key_map(tiny: Backbone, tmp_path: Path) ->
                        released[prefix + "adapooling_nets.1.spatial_transformer.attn.in_proj_weight"])
     torch.save({"model_state": released, "epoch": 35}, tmp_path / "DiST.pyth")
     again = make(tiny, seed=9, pooling_layers=2, init_checkpoint=str(tmp_path / "DiST.pyth"))
-    again.initialise()
+    again.initialise(Manifest([], tmp_path))  # the released weights need no training rows
     assert all(torch.equal(again.branch.state_dict()[k], v) for k, v in state.items())
     with pytest.raises(ChronoclipError, match=r"model\.frames"):
         load_official_state(make(tiny, frames=3, pooling_layers=2), released)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from chronoclip.backbones import load_backbone
 from chronoclip.backbones.export import export_backbone, verify_folder
+from chronoclip.backbones.patch_whitening import whitening_filters
 from chronoclip.backbones.presets import WEIGHTS_DIR, read_meta
 from chronoclip.cli import main
 from chronoclip.data.manifest import load_manifest
@@ -24,6 +25,7 @@ from chronoclip.engine.runs import train
 from chronoclip.engine.zero_shot import zero_shot
 from chronoclip.errors import ConfigError
 from chronoclip.eval.worldclip import universe_zero_shot
+from chronoclip.methods.clip import ClipConfig, ClipPretrain
 from chronoclip.methods.contrastive import symmetric_info_nce
 
 TINY_WORLD = WEIGHTS_DIR / "tiny-world"
@@ -75,6 +77,38 @@ def test_clip_run_improves_retrieval_exports_and_reloads(captions: Path, tmp_pat
     assert meta["provenance"]["method"] == "clip" and meta["provenance"]["world"]["world"] == "captions"
     reloaded = load_backbone(tmp_path / "exported")
     assert reloaded.templates == "world" and reloaded.fingerprint() == run.method.backbone.fingerprint()
+
+
+def test_whitening_filters_decorrelate_patches_to_unit_variance() -> None:
+    generator = torch.Generator().manual_seed(0)
+    mixing = torch.randn(12, 12, generator=generator)  # correlated, unequal-variance patch coordinates
+    pixels = (torch.randn(4000, 12, generator=generator) @ mixing).reshape(-1, 3, 2, 2)  # one 2x2 patch each
+    filters = whitening_filters(pixels, patch_size=2, eps=0.0)
+    responses = F.conv2d(pixels, filters).flatten(1).T  # [12 filters, 4000 patches]
+    assert filters.shape == (12, 3, 2, 2)
+    assert torch.allclose(torch.cov(responses), torch.eye(12), atol=1e-3)
+    with pytest.raises(ValueError, match="multiples of the patch size"):
+        whitening_filters(torch.zeros(2, 3, 5, 5), patch_size=2)
+    with pytest.raises(ValueError, match="give more images"):
+        whitening_filters(torch.zeros(1, 3, 2, 2), patch_size=2)
+
+
+def test_clip_whiten_starts_the_patch_embedding_from_the_training_images(captions: Path) -> None:
+    rows = load_manifest(captions).split("train")
+    model = ClipPretrain(ClipConfig(patch_init="whiten", patch_init_images=len(rows)), load_backbone("tiny"), [])
+    weight = model.backbone.vision.embeddings.patch_embedding.weight  # tiny: 64 channels, 8x8 patches
+    pixels = torch.stack([sample["pixels"].reshape(3, 32, 32) for sample in model.dataset(rows, train=False)])
+    model.initialise(rows)
+    assert torch.equal(weight[:32], -weight[32:])
+    top = F.conv2d(pixels, weight[:5], stride=8).transpose(0, 1).flatten(1)  # [5, patches]
+    assert ((top.std(dim=1) > 0.45) & (top.std(dim=1) < 0.5001)).all()  # scale 0.5 x unit variance
+    assert torch.allclose(torch.corrcoef(top), torch.eye(5), atol=1e-3)
+    unchanged = ClipPretrain(ClipConfig(), load_backbone("tiny"), [])
+    before = unchanged.backbone.vision.embeddings.patch_embedding.weight.clone()
+    unchanged.initialise(rows)
+    assert torch.equal(unchanged.backbone.vision.embeddings.patch_embedding.weight, before)
+    with pytest.raises(ConfigError, match=r"model\.patch_init"):
+        ClipConfig(patch_init="pca")
 
 
 def test_verify_folder_names_changed_missing_and_extra_files(tmp_path: Path) -> None:

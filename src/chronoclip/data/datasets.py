@@ -127,6 +127,8 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         return len(self.manifest) * self.repeats
 
     def __getitem__(self, draw: int) -> dict[str, Any]:
+        if not 0 <= draw < len(self):  # also ends iteration (``for sample in dataset``)
+            raise IndexError(f"sample {draw} of a data set of {len(self)} ({self.manifest.name})")
         index = draw % len(self.manifest)  # the row; ``draw`` seeds this repeat's random clip
         record = self.manifest[index]
         generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, draw))

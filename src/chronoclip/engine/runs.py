@@ -150,7 +150,7 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
                             "add train rows for them or drop those rows (zero-shot evaluation takes any label).")
     model = _seeded_method(cfg, class_names)
     if not (resume and ckpt.latest_checkpoint(out / "checkpoints") is not None):
-        model.initialise()
+        model.initialise(train_rows)
     spec = model.sample_spec()
     accelerator = make_accelerator(cfg)
     if accelerator.is_main_process:

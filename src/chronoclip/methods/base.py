@@ -100,8 +100,9 @@ class Method(nn.Module):
         self.backbone = backbone
         self.class_names = list(class_names)
 
-    def initialise(self) -> None:
-        """Load starting weights from outside the run (a pretrained run, a released checkpoint).
+    def initialise(self, train_rows: Manifest) -> None:
+        """Set starting weights from outside the run (a pretrained run, a released checkpoint) or from the
+        training rows (a data-dependent init such as patch whitening).
 
         :func:`~chronoclip.engine.runs.train` calls it once, on a fresh run, before the first step. A
         loaded or resumed run takes its trained tensors from its own checkpoints and never reads the

@@ -20,16 +20,25 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from chronoclip.backbones.patch_whitening import whiten_patch_embedding
+from chronoclip.config import require_at_least, require_one_of
 from chronoclip.data.datasets import SampleSpec
+from chronoclip.data.manifest import Manifest
 from chronoclip.errors import ConfigError
 from chronoclip.methods.base import Batch, Method
 from chronoclip.methods.contrastive import symmetric_info_nce
+
+log = logging.getLogger(__name__)
+
+#: Starts of the image tower's patch embedding (see ``ClipConfig.patch_init``).
+PATCH_INITS = ("random", "whiten")
 
 
 @dataclass
@@ -41,17 +50,25 @@ class ClipConfig:
         initial_temperature: if positive, reset the temperature to this value (CLIP starts at 0.07);
             0 keeps the backbone's.
         context_length: text tokens per caption (0 = the text tower's maximum).
+        patch_init: ``random`` keeps the backbone's patch embedding; ``whiten`` starts it as the whitening
+            filters of the training images' patches (:mod:`chronoclip.backbones.patch_whitening`) — for
+            pretraining from scratch, where it speeds the image tower's early learning up.
+        patch_init_images: training images (evenly spaced over the split) the patch statistics use.
     """
 
     max_logit_scale: float = 100.0
     initial_temperature: float = 0.0
     context_length: int = 0
+    patch_init: str = "random"
+    patch_init_images: int = 2000
 
     def __post_init__(self) -> None:
         if self.max_logit_scale <= 1:
             raise ConfigError(f"model.max_logit_scale={self.max_logit_scale} must exceed 1")
         if self.initial_temperature < 0 or self.context_length < 0:
             raise ConfigError("model.initial_temperature and model.context_length must be >= 0")
+        require_one_of({"model.patch_init": (self.patch_init, PATCH_INITS)})
+        require_at_least({"model.patch_init_images": self.patch_init_images}, 1)
 
 
 class ClipPretrain(Method):
@@ -69,6 +86,18 @@ class ClipPretrain(Method):
         if cfg.initial_temperature > 0:
             with torch.no_grad():
                 backbone.model.logit_scale.fill_(math.log(1 / cfg.initial_temperature))
+
+    def initialise(self, train_rows: Manifest) -> None:
+        """With ``patch_init=whiten``: whiten the patch embedding on evenly spaced training images."""
+        cfg: ClipConfig = self.cfg
+        if cfg.patch_init != "whiten":
+            return
+        images = self.dataset(train_rows, train=False)
+        picked = torch.linspace(0, len(images) - 1, min(cfg.patch_init_images, len(images))).round().long().unique()
+        side = self.backbone.image_size
+        pixels = torch.stack([images[int(i)]["pixels"].reshape(3, side, side) for i in picked])
+        pairs = whiten_patch_embedding(self.backbone, pixels)
+        log.info("%s: patch embedding whitened on %d training images (%d filter pairs)", self.name, len(pixels), pairs)
 
     def sample_spec(self) -> SampleSpec:
         # no flips or crops: captions name left / right and positions

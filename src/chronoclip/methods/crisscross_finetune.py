@@ -115,7 +115,7 @@ class CrissCrossFinetune(Method):
         nn.init.orthogonal_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def initialise(self) -> None:
+    def initialise(self, train_rows: Manifest) -> None:
         """Copy the video encoder of the ``model.init`` run (its best checkpoint), if one is given."""
         cfg: CrissCrossFinetuneConfig = self.cfg
         if not cfg.init:

@@ -43,6 +43,7 @@ from torch import nn
 
 from chronoclip.config import require_one_of
 from chronoclip.data.datasets import SampleSpec
+from chronoclip.data.manifest import Manifest
 from chronoclip.data.mixup import MixConfig
 from chronoclip.errors import ConfigError
 from chronoclip.methods.base import Batch, Method, ParamGroup
@@ -193,7 +194,7 @@ class DiST(Method):
             self.register_buffer("text_features", text, persistent=False)
         self._apply_ablation(cfg.ablation)
 
-    def initialise(self) -> None:
+    def initialise(self, train_rows: Manifest) -> None:
         """Load ``model.init_checkpoint`` (an official DiST checkpoint), then zero what the ablation removes."""
         cfg: DiSTConfig = self.cfg
         if cfg.init_checkpoint:
