@@ -92,8 +92,8 @@ class ClipPretrain(Method):
         cfg: ClipConfig = self.cfg
         if cfg.patch_init != "whiten":
             return
-        images = self.dataset(train_rows, train=False)
-        picked = torch.linspace(0, len(images) - 1, min(cfg.patch_init_images, len(images))).round().long().unique()
+        images, count = self.dataset(train_rows, train=False), len(train_rows)  # one sample per row
+        picked = torch.linspace(0, count - 1, min(cfg.patch_init_images, count)).round().long().unique()
         side = self.backbone.image_size
         pixels = torch.stack([images[int(i)]["pixels"].reshape(3, side, side) for i in picked])
         pairs = whiten_patch_embedding(self.backbone, pixels)
