@@ -10,7 +10,9 @@ Order-only classes come in pairs, each the other reversed in time (``world.json`
 ignores frame order is at 50 % within a pair. Printed: top1 on the test split overall, on the order-only
 classes, right order within the pair, on the appearance classes, and wall-clock seconds of each run.
 
-Run: ``python benchmarks/dist_motion.py [--n 24] [--seed 0] [--out DIR] [--runs ...] [--json out.json]``
+Run: ``python benchmarks/dist_motion.py [--n 100] [--seed 0] [--out DIR] [--runs ...] [--json out.json]``
+(the default 1000-video world takes about 14 minutes on 2 CPU cores, DiST 10 of them; ``--n 24`` is a
+4-minute run on which DiST sees order less well: 72 % on the order-only classes against 95 %)
 (with ``--out``, finished runs are read back, so the four runs can be split over invocations; the world
 of an existing ``DIR/world`` is reused).
 """
@@ -69,7 +71,7 @@ def run_all(world: Path, out: Path, seed: int, labels: list[str]) -> dict[str, d
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=24, help="videos per class of the motion world")
+    parser.add_argument("--n", type=int, default=100, help="videos per class of the motion world")
     parser.add_argument("--seed", type=int, default=0, help="world and training seed")
     parser.add_argument("--out", type=Path, help="keep the world and run folders here (default: a temp folder)")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which runs (default: all)")
