@@ -65,9 +65,9 @@ def main() -> None:
 
     import torch
 
-    from chronoclip.config import read_yaml
     from chronoclip.data.worlds import make_world
     from chronoclip.engine.runs import train
+    from chronoclip.methods.crisscross_finetune import pretrained_video_encoder
 
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -85,7 +85,7 @@ def main() -> None:
         train("crisscross", splits[0], init, backbone="tiny",
               overrides=[*PRETRAIN, f"train.epochs={args.pretrain_epochs}", "sampler.mode=mild"])
     recipe = "crisscross/finetune-ucf101-8f.yaml"
-    width = f"model.video_width={read_yaml(Path(init) / 'config.yaml')['model']['video_width']}"  # both arms alike
+    width = f"model.video_width={pretrained_video_encoder(init).out_dim // 8}"  # both arms alike
     top1: dict[str, list[float]] = {"pretrained": [], "scratch": []}
     for index, manifest in enumerate(splits, 1):
         for name, start in (("pretrained", [f"model.init={init}", width]), ("scratch", [width])):

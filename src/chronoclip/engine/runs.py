@@ -132,13 +132,14 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
     """
     out = Path(out)
     saved = out / "config.yaml"
+    has_checkpoint = ckpt.latest_checkpoint(out / "checkpoints") is not None
     if resume and saved.is_file():
         saved_method = read_yaml(saved).get("method")
         if saved_method != method:
             raise ConfigError(f"{out} is a {saved_method} run; resume it with `chronoclip train {saved_method}`")
         cfg = build_run_config(method, config=saved, overrides=overrides)
     else:
-        if not resume and ckpt.latest_checkpoint(out / "checkpoints") is not None:
+        if not resume and has_checkpoint:
             raise ChronoclipError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         cfg = build_run_config(method, data, backbone, config, overrides)
     manifest = load_manifest(cfg.data)
@@ -149,7 +150,7 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
         raise ManifestError(manifest.name, unseen, hint="A classifier only predicts labels it was trained on: "
                             "add train rows for them or drop those rows (zero-shot evaluation takes any label).")
     model = _seeded_method(cfg, class_names)
-    if not (resume and ckpt.latest_checkpoint(out / "checkpoints") is not None):
+    if not (resume and has_checkpoint):  # a fresh run
         model.initialise(train_rows)
     spec = model.sample_spec()
     accelerator = make_accelerator(cfg)
