@@ -2,9 +2,12 @@
 
 A random-init ViT-B/16 (``clip-b16``: weight values do not change cost) sees clips of 8 frames at
 224² (DiST: the paper's K400 8+16f model, 8 sparse frames through the tower and 16 dense frames through
-the temporal encoder). Each configuration runs in its own subprocess so its peak memory is its own
-(CUDA: peak allocated; CPU: peak resident set size of the process, which includes the ~0.5 GB
-interpreter + torch baseline). Prints median training-step time, peak memory and forward GMACs per view
+the temporal encoder; ``dist-recompute-integration`` / ``-layers``: the same with activation checkpointing,
+``model.checkpoint_branch=integration|layers``). Each
+configuration runs in its own subprocess. Peak memory is that of tensors, weights included (CUDA: peak
+allocated; CPU: the profiler's peak of live tensor bytes, the same quantity; the process's resident set
+adds the interpreter and libraries to both arms alike). Prints median training-step time, peak memory
+and forward GMACs per view
 (``torch.utils.flop_counter``, one multiply-add = 2 FLOPs, the fvcore convention of spec A.3) side by
 side, with ratios to ``finetune``.
 
@@ -12,44 +15,78 @@ Then the frozen-feature cache: ``frame-probe`` training epochs on a small ``moti
 cache off (decode + ViT every epoch), cold (first epoch fills the cache) and warm (a new run reuses it).
 
 Run: ``python benchmarks/train_cost.py [--steps 3] [--batch 2] [--frames 8] [--device auto|cpu|cuda]
-[--methods frame-probe dist] [--no-cache]``
+[--methods frame-probe dist dist-recompute-integration] [--no-cache]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from typing import Any
 
-METHODS = ("frame-probe", "finetune", "dist")
+#: What can be measured: a registered method, with config changes for a variant of it.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "frame-probe": ("frame-probe", {}),
+    "finetune": ("finetune", {}),
+    "dist": ("dist", {}),
+    "dist-recompute-integration": ("dist", {"checkpoint_branch": "integration"}),
+    "dist-recompute-layers": ("dist", {"checkpoint_branch": "layers"}),
+}
+METHODS = tuple(VARIANTS)
 
 
-def measure(method: str, steps: int, batch: int, frames: int, device: str) -> dict[str, float]:
-    """Median seconds per optimizer step and peak memory (MiB) of one method (run in this process)."""
+def live_tensor_peak_mib(events: Any) -> float:
+    """Peak of live CPU tensor memory (MiB) over a profiled region, from the profiler's allocation events
+    (``profile_memory=True``): the running sum of allocated minus freed bytes, so only tensors allocated
+    inside the region count. What ``torch.cuda.max_memory_allocated`` is on a GPU, without the process's
+    interpreter, libraries and allocator slack that the resident set size includes."""
+    from torch.autograd import DeviceType
+
+    allocations = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]"
+                         and e.device_type() == DeviceType.CPU)
+    live = peak = 0
+    for _, nbytes in allocations:
+        live += nbytes
+        peak = max(peak, live)
+    return peak / 2**20
+
+
+def measure(variant: str, steps: int, batch: int, frames: int, device: str) -> dict[str, float]:
+    """Median seconds per optimizer step and peak tensor memory (MiB) of one variant (run in this process).
+
+    Peak memory covers building the model and optimizer, the batch and two training steps (the first
+    allocates the optimizer state): CUDA's peak allocated bytes, or on CPU the profiler's live-tensor peak
+    (:func:`live_tensor_peak_mib`). The timed steps come after, without the profiler.
+    """
     import torch
+    from torch.profiler import ProfilerActivity, profile
 
     from chronoclip.backbones import load_backbone
     from chronoclip.config import OptimConfig
     from chronoclip.engine.optim import build_optimizer
     from chronoclip.methods import get_method
 
+    method, changes = VARIANTS[variant]
     torch.manual_seed(0)
+    profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True) if device == "cpu" else None
+    if profiler is not None:
+        profiler.start()
+    elif device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     method_cls = get_method(method)
-    model = method_cls(method_cls.Config(frames=frames), load_backbone("clip-b16"), [f"c{i}" for i in range(10)])
+    model = method_cls(method_cls.Config(frames=frames, **changes), load_backbone("clip-b16"),
+                       [f"c{i}" for i in range(10)])
     model = model.to(device).train()
     optimizer = build_optimizer(model.param_groups(), OptimConfig(lr=1e-4))
     clip_frames = model.sample_spec().frames  # DiST: the dense frames it samples (2 x frames)
     batch_data = {"pixels": torch.randn(batch, clip_frames, 3, 224, 224, device=device),
                   "label": torch.randint(0, 10, (batch,), device=device)}
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for step in range(steps + 1):  # the first step is a warm-up
+
+    def step() -> float:
         if device == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
@@ -59,12 +96,16 @@ def measure(method: str, steps: int, batch: int, frames: int, device: str) -> di
         optimizer.zero_grad(set_to_none=True)
         if device == "cuda":
             torch.cuda.synchronize()
-        if step:
-            times.append(time.perf_counter() - started)
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
+        return time.perf_counter() - started
+
+    for _ in range(2):
+        step()
+    if profiler is not None:
+        profiler.stop()
+        peak = live_tensor_peak_mib(profiler.profiler.kineto_results.events())
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    times = [step() for _ in range(steps)]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"step_s": statistics.median(times), "peak_mib": peak, "trainable_params": trainable,
             "gmacs_per_view": forward_gmacs(model, batch_data["pixels"][:1])}
@@ -135,12 +176,13 @@ def main(argv: list[str] | None = None) -> None:
         results[method] = json.loads(output.strip().splitlines()[-1])
     full = results["finetune"]
     print(f"ViT-B/16 (random init), {args.frames} frames x 224^2 (dist: {args.frames} sparse + {2 * args.frames} "
-          f"dense), batch {args.batch}, device {args.device}, median of {args.steps} steps after 1 warm-up")
+          f"dense), batch {args.batch}, device {args.device}, median of {args.steps} steps after 2 warm-ups; peak "
+          f"memory: {'peak allocated' if args.device == 'cuda' else 'peak of live tensors'} incl. weights")
     print("| method | trainable params | step (s) | peak memory (MiB) | GMACs / view |\n|---|---:|---:|---:|---:|")
     for method, r in results.items():
         print(f"| {method} | {r['trainable_params']:,} | {r['step_s']:.3f} | {r['peak_mib']:.0f} | "
               f"{r['gmacs_per_view']:.1f} |")
-    for method in (m for m in ("frame-probe", "dist") if m in results):
+    for method in (m for m in results if m != "finetune"):
         r = results[method]
         print(f"| ratio {method} / finetune | | {r['step_s'] / full['step_s']:.2f}x | "
               f"{r['peak_mib'] / full['peak_mib']:.2f}x | {r['gmacs_per_view'] / full['gmacs_per_view']:.2f}x |")

@@ -23,6 +23,7 @@ from chronoclip.engine.optim import build_optimizer, torch_param_groups
 from chronoclip.engine.runs import build_run_config
 from chronoclip.errors import ChronoclipError, ConfigError
 from chronoclip.methods.dist import DiST, DiSTConfig
+from chronoclip.methods.dist.branch import QuickGELU
 from chronoclip.methods.dist.official import load_official_state, official_to_branch
 
 NAMES = ["moving left", "moving right", "growing"]
@@ -94,6 +95,40 @@ def test_no_graph_through_clip_and_memory_does_not_grow_with_depth(tiny: Backbon
     # what autograd stores for backward is the same for a 3- and a 6-block tower tapped at the same layer
     shallow, deep = (make(_tower(depth), layers=[1]).train() for depth in (3, 6))
     assert _saved_bytes(shallow, clips(shallow)) == _saved_bytes(deep, clips(deep)) > 0
+
+
+def test_quick_gelu_matches_the_composite_and_keeps_only_its_input() -> None:
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(QuickGELU(), (x,))
+    reference = x * torch.sigmoid(1.702 * x)
+    mine = QuickGELU()(x)
+    assert torch.allclose(mine, reference)
+    assert torch.allclose(torch.autograd.grad(mine.sum(), x)[0], torch.autograd.grad(reference.sum(), x)[0])
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        QuickGELU()(x)
+    assert len(saved) == 1 and saved[0] is x
+
+
+@pytest.mark.parametrize("recompute", ["integration", "layers"])
+def test_checkpointed_branch_gives_the_same_loss_and_gradients_with_less_saved(tiny: Backbone, recompute: str
+                                                                               ) -> None:
+    plain, recomputed = (make(tiny, checkpoint_branch=mode).train() for mode in ("none", recompute))
+    pixels = clips(plain)
+    batch = {"pixels": pixels, "label": torch.tensor([0, 1])}
+    losses = []
+    for model in (plain, recomputed):
+        loss = model.loss(model(batch), batch)["loss"]
+        loss.backward()
+        losses.append(loss.detach())
+    assert torch.equal(losses[0], losses[1])
+    grads = [{n: p.grad for n, p in m.named_parameters() if p.requires_grad} for m in (plain, recomputed)]
+    assert grads[0].keys() == grads[1].keys()
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+    # the tiny branch keeps 72 % (integration) / 56 % (layers) of what it keeps without recomputation
+    assert _saved_bytes(recomputed, pixels) < (0.8 if recompute == "integration" else 0.6) * _saved_bytes(plain, pixels)
+    with torch.no_grad():  # evaluation runs the layers once, without checkpoints
+        assert torch.equal(plain(batch)["logits"], recomputed(batch)["logits"])
 
 
 # ----------------------------------------------------------------------------------------------- 3

@@ -24,17 +24,41 @@ tokens and position embeddings trunc-normal(0.02). Nothing is zero-initialised.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+class _QuickGELUFunction(torch.autograd.Function):
+    """``x · σ(1.702 x)`` that keeps only ``x`` for backward and recomputes the sigmoid there: autograd's
+    composite keeps ``x`` and ``σ(1.702 x)``, which made the activations ~20 % of the branch's training
+    memory (``benchmarks/train_cost.py``)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x * torch.sigmoid(1.702 * x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        gate = torch.sigmoid(1.702 * x)
+        return grad * gate * (1 + 1.702 * x * (1 - gate))
+
+
+#: Activation checkpointing of the branch (``DiSTConfig.checkpoint_branch``): ``none``; ``integration``
+#: reruns each I-block in backward (most of the branch's activations, a small share of its compute);
+#: ``layers`` reruns whole exchange layers (least memory; one more forward of the branch).
+RECOMPUTE = ("none", "integration", "layers")
 
 
 class QuickGELU(nn.Module):
-    """CLIP's activation ``x · σ(1.702 x)``."""
+    """CLIP's activation ``x · σ(1.702 x)`` (memory-lean backward, same values and gradients)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+        return cast(torch.Tensor, _QuickGELUFunction.apply(x))
 
 
 @dataclass(frozen=True)
@@ -170,14 +194,17 @@ class ExchangeLayer(nn.Module):
         cls = self.frame_cls[0, 0].expand(batch, -1, -1).reshape(batch * s.frames, 1, -1)
         return torch.cat([cls, tokens], dim=1)
 
-    def forward(self, tap: torch.Tensor, residual: torch.Tensor | float, z: torch.Tensor, last: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, tap: torch.Tensor, residual: torch.Tensor | float, z: torch.Tensor, last: bool = False,
+                recompute_integration: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One layer. Returns ``(R, U, Z')``: the new state ``R``, the block input ``U`` and the updated ``Z``
-        (the ``last`` layer's ``Z'`` would be discarded, so it is not computed and ``Z`` is returned)."""
+        (the ``last`` layer's ``Z'`` would be discarded, so it is not computed and ``Z`` is returned).
+        ``recompute_integration`` keeps only ``U`` of the I-block for backward and reruns the block there."""
         z = self.temporal_block(z)
         m = self.tap_proj(tap) + residual
         z_next = z if last else z + self.integration_to_temporal(m)
         u = m + self.temporal_to_integration(z)
+        if recompute_integration:
+            return checkpoint(self.integration_block, u, use_reentrant=False), u, z_next
         return self.integration_block(u), u, z_next
 
 
@@ -224,9 +251,12 @@ class DiSTBranch(nn.Module):
     """Taps ``[L'] × [B·T, 1+N, D]``, the last block's CLS ``[B·T, D]`` and dense frames ``[B, αT, 3, H, W]``
     → video embedding ``e [B, E]`` (see the module docstring)."""
 
-    def __init__(self, shape: BranchShape) -> None:
+    def __init__(self, shape: BranchShape, recompute: str = "none") -> None:
         super().__init__()
+        if recompute not in RECOMPUTE:
+            raise ValueError(f"recompute={recompute!r}: expected one of {', '.join(RECOMPUTE)}")
         self.shape = shape
+        self.recompute = recompute
         width = shape.integration
         self.temporal_stem = nn.Conv3d(3, shape.temporal, (shape.stem_kernel, shape.patch_size, shape.patch_size),
                                        stride=(1, shape.patch_size, shape.patch_size),
@@ -266,8 +296,13 @@ class DiSTBranch(nn.Module):
         z = self.temporal_stream(dense)
         residual: torch.Tensor | float = 0.0
         u = taps[0]
-        for index, (layer, tap) in enumerate(zip(self.layers, taps, strict=True)):
-            residual, u, z = layer(tap, residual, z, last=index == len(self.layers) - 1)
+        recompute = self.recompute if torch.is_grad_enabled() else "none"
+        for index, (layer, tap) in enumerate(zip(self.exchange_layers(), taps, strict=True)):
+            last = index == len(self.layers) - 1
+            if recompute == "layers":
+                residual, u, z = checkpoint(layer, tap, residual, z, last, False, use_reentrant=False)
+            else:
+                residual, u, z = layer(tap, residual, z, last, recompute == "integration")
         fused = residual + u                                                   # [B·T, 1+N, I]
         rows = fused.shape[0]
         frame_query = self.frame_query.expand(rows, -1, -1)

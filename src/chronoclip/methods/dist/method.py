@@ -48,7 +48,7 @@ from chronoclip.data.mixup import MixConfig
 from chronoclip.errors import ConfigError
 from chronoclip.methods.base import Batch, Method, ParamGroup
 from chronoclip.methods.common import top_predictions
-from chronoclip.methods.dist.branch import BranchShape, DiSTBranch
+from chronoclip.methods.dist.branch import RECOMPUTE, BranchShape, DiSTBranch
 from chronoclip.methods.dist.official import load_official_checkpoint
 
 HEADS = ("text", "linear")
@@ -90,6 +90,10 @@ class DiSTConfig:
         eval_clips, eval_crops: multi-view testing (3 × 1 in the paper).
         init_checkpoint: an official DiST checkpoint (``.pyth``) whose branch weights initialise the model
             (see :mod:`chronoclip.methods.dist.official`); empty = random init.
+        checkpoint_branch: activation checkpointing in the branch, for large batches or long clips (results
+            unchanged): ``none``; ``integration`` reruns each integration block in backward instead of
+            keeping its activations; ``layers`` reruns whole exchange layers (least memory, slowest). The
+            trade-off is measured in ``benchmarks/train_cost.py``.
     """
 
     frames: int = 8
@@ -120,6 +124,7 @@ class DiSTConfig:
     eval_clips: int = 1
     eval_crops: int = 1
     init_checkpoint: str = ""
+    checkpoint_branch: str = "none"
 
     def __post_init__(self) -> None:
         positive = {"frames": self.frames, "temporal_ratio": self.temporal_ratio,
@@ -138,6 +143,7 @@ class DiSTConfig:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"model.{key}={getattr(self, key)} must be positive")
         require_one_of({"model.head": (self.head, HEADS), "model.ablation": (self.ablation, ABLATIONS),
+                        "model.checkpoint_branch": (self.checkpoint_branch, RECOMPUTE),
                         "model.train_sampling": (self.train_sampling, SAMPLINGS),
                         "model.eval_sampling": (self.eval_sampling, SAMPLINGS)})
         if self.eval_crops not in (1, 3):
@@ -185,7 +191,8 @@ class DiST(Method):
             integration=cfg.integration_dim, temporal=cfg.temporal_dim, embed_dim=backbone.embed_dim,
             pooling_layers=cfg.pooling_layers, pooling_heads=heads, temporal_kernel=cfg.temporal_kernel,
             stem_kernel=cfg.stem_kernel, integration_mlp_ratio=cfg.integration_mlp_ratio,
-            integration_temporal_ratio=cfg.integration_temporal_ratio, temporal_mlp_ratio=cfg.temporal_mlp_ratio))
+            integration_temporal_ratio=cfg.integration_temporal_ratio, temporal_mlp_ratio=cfg.temporal_mlp_ratio),
+            recompute=cfg.checkpoint_branch)
         self.head: nn.Module | None = nn.Linear(backbone.embed_dim, len(class_names)) \
             if cfg.head == "linear" else None
         if cfg.head == "text":
