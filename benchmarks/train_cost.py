@@ -3,11 +3,10 @@
 A random-init ViT-B/16 (``clip-b16``: weight values do not change cost) sees clips of 8 frames at
 224² (DiST: the paper's K400 8+16f model, 8 sparse frames through the tower and 16 dense frames through
 the temporal encoder; ``dist-recompute-integration`` / ``-layers``: the same with activation checkpointing,
-``model.checkpoint_branch=integration|layers``). Each
-configuration runs in its own subprocess. Peak memory is that of tensors, weights included (CUDA: peak
-allocated; CPU: the profiler's peak of live tensor bytes, the same quantity; the process's resident set
-adds the interpreter and libraries to both arms alike). Prints median training-step time, peak memory
-and forward GMACs per view
+``model.checkpoint_branch=integration|layers``). Each configuration runs in its own subprocess. Peak
+memory is that of tensors, weights included (CUDA: peak allocated; CPU: the profiler's peak of live
+tensor bytes, the same quantity; the process's resident set adds the interpreter and libraries to both
+arms alike). Prints median training-step time, peak memory and forward GMACs per view
 (``torch.utils.flop_counter``, one multiply-add = 2 FLOPs, the fvcore convention of spec A.3) side by
 side, with ratios to ``finetune``.
 
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--cache-clips", type=int, default=2, help="motion clips per class for the cache runs")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+    parser.add_argument("--methods", nargs="+", default=["frame-probe", "dist"], choices=METHODS,
                         help="what to measure besides finetune (the reference)")
     parser.add_argument("--no-cache", action="store_true", help="skip the feature-cache epochs")
     parser.add_argument("--json", help="also write the results here")

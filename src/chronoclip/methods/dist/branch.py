@@ -33,8 +33,8 @@ from torch.utils.checkpoint import checkpoint
 
 class _QuickGELUFunction(torch.autograd.Function):
     """``x · σ(1.702 x)`` that keeps only ``x`` for backward and recomputes the sigmoid there: autograd's
-    composite keeps ``x`` and ``σ(1.702 x)``, which made the activations ~20 % of the branch's training
-    memory (``benchmarks/train_cost.py``)."""
+    composite keeps ``x`` and ``σ(1.702 x)``, so this keeps 15 % less of the branch's activations
+    (ViT-B/16 K400 branch, batch 2: 852 → 727 MiB saved for backward)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
