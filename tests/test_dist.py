@@ -332,6 +332,23 @@ def test_optimizer_groups(tiny: Backbone) -> None:
             assert group["weight_decay"] == (0.0 if no_decay else 1e-4), names[id(p)]
 
 
+def test_the_end_to_end_baseline_trains_the_tower_at_the_base_lr(tiny: Backbone) -> None:
+    """``model.tower=end-to-end`` (the cost baseline of spec A.3): gradients reach the tower's blocks, whose
+    parameters form their own group at ``optim.lr`` (no ``lr_mult``); the branch groups are DiST's."""
+    model = make(tiny, head="linear", lr_mult=10.0, tower="end-to-end").train()
+    batch = {"pixels": clips(model, 2), "label": torch.tensor([0, 1])}
+    model.loss(model(batch), batch)["loss"].backward()
+    blocks = list(model.backbone.vision.encoder.parameters())
+    assert blocks and all(p.grad is not None and p.grad.abs().sum() > 0 for p in blocks)
+    groups = torch_param_groups(model.param_groups(), OptimConfig(lr=3.2e-5))
+    members = {g["name"].split("/")[0]: set() for g in groups}  # type: ignore[union-attr]
+    for g in groups:
+        members[g["name"].split("/")[0]] |= {id(p) for p in g["params"]}  # type: ignore[union-attr,attr-defined]
+        assert g["lr"] == pytest.approx(3.2e-5 if g["name"].startswith("tower/") else 3.2e-4)  # type: ignore[union-attr]
+    tower = {id(p) for p in model.backbone.parameters() if p.requires_grad}
+    assert members.pop("tower") == tower and not tower & set().union(*members.values())
+
+
 # ----------------------------------------------------------------------------------------------- 11
 def test_view_sampling_is_deterministic_distinct_and_monotone(tiny: Backbone, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -419,7 +436,8 @@ def test_official_checkpoint_loads_by_key_map(tiny: Backbone, tmp_path: Path) ->
 def test_default_preset_and_config_errors() -> None:
     default = build_run_config("dist")
     assert default.model == build_run_config("dist", config=PRESETS / "motion.yaml").model
-    assert build_run_config("dist", config="dist/k400-b16-8f.yaml").model.eval_clips == 3  # a packaged recipe
+    k400 = build_run_config("dist", config="dist/k400-b16-8f.yaml").model  # a packaged recipe
+    assert (k400.eval_clips, k400.checkpoint_branch) == (3, "integration")
     assert default.model.frames * default.model.temporal_ratio == 16  # the motion world's 16 frames
     with pytest.raises(ConfigError, match=r"model\.temporal_kernel"):
         build_run_config("dist", overrides=["model.temporal_kernel=2"])

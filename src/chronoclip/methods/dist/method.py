@@ -18,6 +18,9 @@ Ablations (``model.ablation``), exact reductions of the same network with the di
 - ``no-temporal-encoder`` (A.8-7): both exchange maps are zero; the temporal stem, T-blocks and the maps
   are frozen, so the dense-only frames cannot reach the output.
 
+``model.tower=end-to-end`` trains the image tower with the branch (at ``optim.lr``, without ``lr_mult``):
+the same model fine-tuned end to end, the baseline of spec A.3's cost estimate (``benchmarks/train_cost.py``).
+
 - [0] Qing et al., Disentangling Spatial and Temporal Learning for Efficient Image-to-Video Transfer
   Learning, ICCV 2023, https://arxiv.org/abs/2309.07911
 
@@ -53,6 +56,9 @@ from chronoclip.methods.dist.official import load_official_checkpoint
 
 HEADS = ("text", "linear")
 ABLATIONS = ("none", "spatial-only", "no-temporal-encoder")
+#: ``frozen`` is DiST; ``end-to-end`` trains the image tower too (spec A.3's full fine-tuning of the same
+#: model): the reference that DiST's training cost is measured against, not a DiST recipe.
+TOWER_MODES = ("frozen", "end-to-end")
 SAMPLINGS = ("uniform", "segment", "random")
 #: Parameters without weight decay besides the 1-D ones: tokens and position embeddings (spec A.4).
 TOKEN_PARAMETERS = ("frame_cls", "time_pos", "frame_query", "video_query")
@@ -94,6 +100,8 @@ class DiSTConfig:
             unchanged): ``none``; ``integration`` reruns each integration block in backward instead of
             keeping its activations; ``layers`` reruns whole exchange layers (least memory, slowest). The
             trade-off is measured in ``benchmarks/train_cost.py``.
+        tower: ``frozen`` (DiST) or ``end-to-end`` (the image tower trains too; the cost baseline of spec
+            A.3, see the module docstring).
     """
 
     frames: int = 8
@@ -125,6 +133,7 @@ class DiSTConfig:
     eval_crops: int = 1
     init_checkpoint: str = ""
     checkpoint_branch: str = "none"
+    tower: str = "frozen"
 
     def __post_init__(self) -> None:
         positive = {"frames": self.frames, "temporal_ratio": self.temporal_ratio,
@@ -144,6 +153,7 @@ class DiSTConfig:
                 raise ConfigError(f"model.{key}={getattr(self, key)} must be positive")
         require_one_of({"model.head": (self.head, HEADS), "model.ablation": (self.ablation, ABLATIONS),
                         "model.checkpoint_branch": (self.checkpoint_branch, RECOMPUTE),
+                        "model.tower": (self.tower, TOWER_MODES),
                         "model.train_sampling": (self.train_sampling, SAMPLINGS),
                         "model.eval_sampling": (self.eval_sampling, SAMPLINGS)})
         if self.eval_crops not in (1, 3):
@@ -177,7 +187,7 @@ class DiST(Method):
         super().__init__(cfg, backbone, class_names)
         if len(class_names) < 2:
             raise ConfigError(f"{self.name} needs at least 2 classes, got {class_names}")
-        backbone.freeze(image=True, text="all")
+        backbone.freeze(image=cfg.tower == "frozen", text="all")
         self.mixing = cfg.mixing()
         self.layers = self._tapped_layers(cfg.layers, backbone.num_layers)
         self.last_layer = backbone.num_layers
@@ -261,10 +271,11 @@ class DiST(Method):
         return dense[:, ::cfg.temporal_ratio]
 
     def tower_taps(self, dense: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The frozen tower on the sparse frames only, without autograd: the tapped block outputs
+        """The tower on the sparse frames only — frozen: without autograd — the tapped block outputs
         ``[B·T, 1+N, D]`` (in :attr:`layers` order) and the last block's CLS token ``[B·T, D]``."""
+        cfg: DiSTConfig = self.cfg
         sparse = self.sparse_frames(dense).flatten(0, 1)
-        with torch.no_grad():
+        with torch.set_grad_enabled(cfg.tower == "end-to-end" and torch.is_grad_enabled()):
             taps = self.backbone.image_tokens(sparse, sorted({*self.layers, self.last_layer}))
         return [taps[layer] for layer in self.layers], taps[self.last_layer][:, 0]
 
@@ -312,12 +323,15 @@ class DiST(Method):
 
     def param_groups(self) -> list[ParamGroup]:
         """Every trainable DiST parameter at ``lr_mult`` × the schedule; tokens and position embeddings
-        without weight decay (the engine also exempts every 1-D parameter). No frozen parameter."""
+        without weight decay (the engine also exempts every 1-D parameter); an ``end-to-end`` tower at
+        the schedule's lr. No frozen parameter."""
         cfg: DiSTConfig = self.cfg
-        trainable = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
+        tower = [p for p in self.backbone.parameters() if p.requires_grad]
+        in_tower = {id(p) for p in tower}
+        trainable = [(name, p) for name, p in self.named_parameters() if p.requires_grad and id(p) not in in_tower]
         tokens = [p for name, p in trainable if name.rsplit(".", 1)[-1] in TOKEN_PARAMETERS]
         rest = [p for name, p in trainable if name.rsplit(".", 1)[-1] not in TOKEN_PARAMETERS]
         groups = [ParamGroup("dist", rest, lr_scale=cfg.lr_mult)]
         if tokens:
             groups.append(ParamGroup("dist-tokens", tokens, lr_scale=cfg.lr_mult, weight_decay=0.0))
-        return groups
+        return groups + ([ParamGroup("tower", tower)] if tower else [])
