@@ -340,6 +340,7 @@ def test_the_end_to_end_baseline_trains_the_tower_at_the_base_lr(tiny: Backbone)
     model.loss(model(batch), batch)["loss"].backward()
     blocks = list(model.backbone.vision.encoder.parameters())
     assert blocks and all(p.grad is not None and p.grad.abs().sum() > 0 for p in blocks)
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)  # no unused trainable parameter
     groups = torch_param_groups(model.param_groups(), OptimConfig(lr=3.2e-5))
     members = {g["name"].split("/")[0]: set() for g in groups}  # type: ignore[union-attr]
     for g in groups:

@@ -188,6 +188,9 @@ class DiST(Method):
         if len(class_names) < 2:
             raise ConfigError(f"{self.name} needs at least 2 classes, got {class_names}")
         backbone.freeze(image=cfg.tower == "frozen", text="all")
+        if cfg.tower == "end-to-end":  # the branch reads block outputs, never the tower's head: keep it out of DDP
+            backbone.vision.post_layernorm.requires_grad_(False)
+            backbone.model.visual_projection.requires_grad_(False)
         self.mixing = cfg.mixing()
         self.layers = self._tapped_layers(cfg.layers, backbone.num_layers)
         self.last_layer = backbone.num_layers
@@ -327,8 +330,8 @@ class DiST(Method):
         the schedule's lr. No frozen parameter."""
         cfg: DiSTConfig = self.cfg
         tower = [p for p in self.backbone.parameters() if p.requires_grad]
-        in_tower = {id(p) for p in tower}
-        trainable = [(name, p) for name, p in self.named_parameters() if p.requires_grad and id(p) not in in_tower]
+        trainable = [(name, p) for name, p in self.named_parameters()
+                     if p.requires_grad and not name.startswith("backbone.")]
         tokens = [p for name, p in trainable if name.rsplit(".", 1)[-1] in TOKEN_PARAMETERS]
         rest = [p for name, p in trainable if name.rsplit(".", 1)[-1] not in TOKEN_PARAMETERS]
         groups = [ParamGroup("dist", rest, lr_scale=cfg.lr_mult)]
