@@ -17,6 +17,7 @@ import torch
 from chronoclip.backbones import load_backbone
 from chronoclip.backbones.av import AudioResNet, R2Plus1D
 from chronoclip.config import OptimConfig, ScheduleConfig
+from chronoclip.data import av_augment
 from chronoclip.data.av import AVDataset, AVSpec, mel_frames
 from chronoclip.data.datasets import collate
 from chronoclip.data.manifest import load_manifest, write_manifest
@@ -72,7 +73,7 @@ def test_encoder_and_head_shapes_of_the_released_config() -> None:
 
 
 def test_two_seconds_of_audio_give_an_80_by_201_log_mel(world: Path) -> None:
-    spec = AVSpec(frames=4, fps=8.0, image_size=16, augment=False)
+    spec = AVSpec(frames=4, fps=8.0, image_size=16, augment="none")
     dataset = AVDataset(load_manifest(world).split("train"), spec, [], train=True)
     sample = dataset[0]
     assert sample["audio1"].shape == (1, 80, 201) and sample["video1"].shape == (4, 3, 16, 16)
@@ -133,7 +134,7 @@ def test_total_is_the_mean_of_the_enabled_pairs(groups: dict[str, bool], pairs: 
 
 
 def test_async_equals_sync_when_both_time_points_coincide(world: Path) -> None:
-    model = tiny_model(augment=False, sampler=SamplerConfig("none"))
+    model = tiny_model(augment="none", sampler=SamplerConfig("none"))
     dataset = model.dataset(load_manifest(world).split("train"), train=True)
     batch = collate([dataset[i] for i in range(4)])
     assert torch.equal(batch["video1"], batch["video2"]) and torch.equal(batch["audio1"], batch["audio2"])
@@ -152,7 +153,7 @@ def test_mild_shares_half_the_frames_and_one_second_of_audio(world: Path) -> Non
         second = set(np.floor((pair.second.video + np.arange(8) / 16) * 16 + 1e-6).astype(int))
         assert len(first & second) == 4 and not pair.fallback
     # decoded: 4 frames at 8 fps, so clip 2 starts 2 frames after clip 1
-    spec = AVSpec(frames=4, fps=8.0, image_size=16, audio_seconds=1.0, augment=False, mode="mild")
+    spec = AVSpec(frames=4, fps=8.0, image_size=16, audio_seconds=1.0, augment="none", mode="mild")
     sample = AVDataset(load_manifest(world).split("train"), spec, [], train=True)[0]
     assert torch.equal(sample["video1"][2:], sample["video2"][:2])
     assert sample["audio_offset"] == pytest.approx(0.5)
@@ -214,7 +215,7 @@ def test_clips_without_sound_are_skipped_and_counted_or_filled_with_silence(worl
 
 
 def test_a_short_clip_is_counted_as_a_fallback(world: Path) -> None:
-    spec = AVSpec(frames=4, fps=8.0, image_size=16, audio_seconds=2.0, mode="medium", augment=False)
+    spec = AVSpec(frames=4, fps=8.0, image_size=16, audio_seconds=2.0, mode="medium", augment="none")
     dataset = AVDataset(load_manifest(world).split("train"), spec, [], train=True)  # 3 s clips, 2 + 2 s asked
     sample = dataset[0]
     assert sample["fallback"] == 1.0 and dataset.counts["shrunk"] == 1 and sample["audio_offset"] == 1.0
@@ -355,6 +356,35 @@ def test_cli_train_then_probe_writes_per_modality_metrics(world: Path, tmp_path:
     assert main(["eval", str(out), "--data", str(world), "--protocol", "nonsense"]) == 2
 
 
+def test_light_augmentation_keeps_the_colour_that_strong_augmentation_may_change() -> None:
+    red = torch.zeros(4, 3, 16, 16, dtype=torch.uint8)
+    red[:, 0] = 200
+    mean = torch.tensor(av_augment.IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(av_augment.IMAGENET_STD).view(3, 1, 1)
+
+    def red_dominates(level: str, seed: int) -> bool:
+        clip = av_augment.augment_video(red, 16, torch.Generator().manual_seed(seed), level=level) * std + mean
+        channels = clip.mean(dim=(0, 2, 3))
+        return bool(channels[0] > channels[1:].max() + 0.2)
+
+    assert all(red_dominates("light", seed) for seed in range(40))
+    assert not all(red_dominates("strong", seed) for seed in range(40))  # hue rotation and grayscale
+
+
+def test_light_spectrogram_crop_keeps_every_bin_at_its_frequency() -> None:
+    tone = torch.zeros(1, 40, 50)
+    tone[:, 10] = 5.0  # one bright mel bin: a pure tone
+
+    def peak_bin(along_frequency: bool, seed: int) -> int:
+        out = av_augment.random_resize_crop_spectrogram(tone, torch.Generator().manual_seed(seed),
+                                                        along_frequency=along_frequency)
+        assert out.shape == tone.shape
+        return int(out[0].mean(dim=1).argmax())
+
+    assert {peak_bin(False, seed) for seed in range(20)} == {10}
+    assert len({peak_bin(True, seed) for seed in range(20)}) > 1  # the released crop shifts the pitch
+
+
 def test_bad_configs_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"model\.proj_layers"):
         CrissCrossConfig(proj_layers=4)
@@ -364,4 +394,8 @@ def test_bad_configs_name_the_key() -> None:
         AVSpec(frames=64, fps=16.0, audio_seconds=2.0)
     with pytest.raises(ConfigError, match="missing_audio"):
         AVSpec(missing_audio="drop")
+    with pytest.raises(ConfigError, match=r"model\.augment"):
+        CrissCrossConfig(augment="medium")
+    assert [build_run_config("crisscross", overrides=[f"model.augment={level}"]).model.augment
+            for level in av_augment.AUGMENT_LEVELS] == list(av_augment.AUGMENT_LEVELS)  # none of them YAML-parsed
     assert MelConfig(normalize=True).num_frames(32000) == 201

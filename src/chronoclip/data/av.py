@@ -3,7 +3,7 @@ for evaluation (CrissCross, spec A.2-A.3).
 
 Training samples (the windows from :func:`chronoclip.data.sampling.sample_pair`)::
 
-    video1, video2   float [T, 3, S, S]  normalised, each its own strong augmentation
+    video1, video2   float [T, 3, S, S]  normalised, each its own augmentation (``spec.augment``)
     audio1, audio2   float [1, M, F]     normalised log-mel, each its own augmentation
     video_offset, audio_offset           realised |t2 - t1| in seconds (logged: pitfall A.9.4)
     fallback         1.0 when the mode could not be realised as asked (short clip), else 0.0
@@ -58,7 +58,9 @@ class AVSpec:
         audio_seconds: audio window (2 s); it contains the video window.
         mel: the log-mel front end (16 kHz, n_fft 1024, hop 160, 80 bins, fixed global normalisation).
         mode: the sampler mode (:data:`~chronoclip.data.sampling.SAMPLER_MODES`).
-        augment: strong train-time augmentation (off: the evaluation transform, for tests).
+        augment: the train-time augmentation level (:data:`~chronoclip.data.av_augment.AUGMENT_LEVELS`):
+            ``strong`` (the released recipe), ``light`` (keeps colour and pitch) or ``none`` (the
+            evaluation transform).
         eval_clips: evenly spaced windows per evaluation sample.
         missing_audio: ``skip`` rows without an audio stream, or give them ``silence``.
         modalities: ``("video", "audio")``, or one of them alone.
@@ -73,7 +75,7 @@ class AVSpec:
     audio_seconds: float = 2.0
     mel: MelConfig = field(default_factory=lambda: MelConfig(normalize=True))
     mode: str = "mild"
-    augment: bool = True
+    augment: str = "strong"
     eval_clips: int = 1
     missing_audio: str = "skip"
     modalities: tuple[str, ...] = AV_MODALITIES
@@ -81,6 +83,7 @@ class AVSpec:
 
     def __post_init__(self) -> None:
         require_one_of({"sampler.mode": (self.mode, SAMPLER_MODES),
+                        "model.augment": (self.augment, A.AUGMENT_LEVELS),
                         "model.missing_audio": (self.missing_audio, MISSING_AUDIO)})
         if not self.modalities or set(self.modalities) - set(AV_MODALITIES):
             raise ConfigError(f"modalities must be a non-empty subset of {AV_MODALITIES}, got {self.modalities}")
@@ -232,13 +235,13 @@ class AVDataset(Dataset[dict[str, Any]]):
             wave = A.volume_jitter(wave, generator)
         spec = log_mel(wave, self.spec.mel).unsqueeze(0)
         if generator is not None:
-            spec = A.random_resize_crop_spectrogram(A.mask_spectrogram(spec, generator), generator)
+            spec = A.augment_spectrogram(spec, generator, self.spec.augment)
         return spec
 
     def _video(self, frames: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         size, mean, std = self.spec.image_size, self.spec.mean, self.spec.std
         if generator is not None:
-            return A.augment_video(frames, size, generator, mean, std)
+            return A.augment_video(frames, size, generator, mean, std, self.spec.augment)
         return A.eval_video(frames, size, mean, std)
 
     def _window(self, record: Record, media: _Media, window: Window, generator: torch.Generator | None
@@ -264,7 +267,7 @@ class AVDataset(Dataset[dict[str, Any]]):
                 pair = sample_pair(media.duration, spec.video_seconds, spec.audio_seconds, spec.mode, generator)
                 if pair.fallback:
                     self.counts[pair.fallback] += 1
-                augment = generator if spec.augment else None
+                augment = generator if spec.augment != "none" else None
                 for suffix, window in (("1", pair.first), ("2", pair.second)):
                     for key, value in self._window(record, media, window, augment).items():
                         sample[key + suffix] = value

@@ -1,4 +1,9 @@
-"""CrissCross's strong audio and video augmentations (spec A.2), on tensors, one generator per call.
+"""CrissCross's audio and video augmentations (spec A.2), on tensors, one generator per call.
+
+Two levels (:data:`AUGMENT_LEVELS`; ``none`` is the evaluation transform). ``strong`` is the released
+recipe below. ``light`` keeps what identifies a class by its colour or its pitch, which ``strong`` is
+built to be invariant to: no hue rotation, no grayscale, crops of at least 40 % of the frame, and the
+spectrogram's resize-crop along time only (its frequency axis, hence the pitch, is left as it is).
 
 Video (temporally consistent: one draw of every parameter for all frames of a clip), in order:
 random resized crop (scale 0.08-1) and h-flip (reused from :mod:`chronoclip.data.transforms`), colour
@@ -27,6 +32,8 @@ from chronoclip.data import transforms as T
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _LUMA = (0.299, 0.587, 0.114)
+#: Train-time augmentation levels (``none``: the evaluation transform).
+AUGMENT_LEVELS = ("strong", "light", "none")
 
 
 def _rand(generator: torch.Generator) -> float:
@@ -97,13 +104,16 @@ def cutout(clip: torch.Tensor, max_side: int, generator: torch.Generator) -> tor
 
 
 def augment_video(clip: torch.Tensor, size: int, generator: torch.Generator,
-                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
-    """The strong train-time video augmentation of ``uint8 [T, 3, H, W]`` → normalised ``[T, 3, size, size]``."""
-    clip = T.random_resized_crop(clip, size, scale=(0.08, 1.0), generator=generator)
+                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                  level: str = "strong") -> torch.Tensor:
+    """The train-time video augmentation (``strong`` or ``light``) of ``uint8 [T, 3, H, W]`` → normalised
+    ``[T, 3, size, size]``."""
+    strong = _strength(level)
+    clip = T.random_resized_crop(clip, size, scale=(0.08 if strong else 0.4, 1.0), generator=generator)
     clip = T.random_horizontal_flip(clip, generator=generator)
     clip = clip.float() / 255.0 if clip.dtype == torch.uint8 else clip.float()
-    clip = colour_jitter(clip, generator)
-    if _rand(generator) < 0.2:
+    clip = colour_jitter(clip, generator, hue=0.2 if strong else 0.0)
+    if strong and _rand(generator) < 0.2:
         clip = _grey(clip).expand(-1, 3, -1, -1)
     if _rand(generator) < 0.5:
         kernel = max(3, 2 * round(5.5 * size / 112) + 1)
@@ -134,23 +144,38 @@ def mask_spectrogram(spec: torch.Tensor, generator: torch.Generator, freq_masks:
 
 
 def random_resize_crop_spectrogram(spec: torch.Tensor, generator: torch.Generator,
-                                   virtual_scale: float = 1.5, scale: tuple[float, float] = (0.6, 1.5)
-                                   ) -> torch.Tensor:
+                                   virtual_scale: float = 1.5, scale: tuple[float, float] = (0.6, 1.5),
+                                   along_frequency: bool = True) -> torch.Tensor:
     """BYOL-A random resize-crop of ``[1, M, F]``: place the map centred on a zero canvas of
     U(1, ``virtual_scale``)× its size, crop a window of U(``scale``)× its size per axis (clamped to the
-    canvas) at a random place, resize it back to ``[1, M, F]`` (bilinear)."""
+    canvas) at a random place, resize it back to ``[1, M, F]`` (bilinear). Without ``along_frequency``
+    only the time axis is cropped and resized: every mel bin keeps its frequency."""
     bins, frames = spec.shape[-2:]
     canvas_scale = _uniform(1.0, virtual_scale, generator)
-    canvas_h, canvas_w = round(bins * canvas_scale), round(frames * canvas_scale)
+    canvas_h, canvas_w = round(bins * canvas_scale) if along_frequency else bins, round(frames * canvas_scale)
     canvas = spec.new_zeros(1, canvas_h, canvas_w)
     top, left = (canvas_h - bins) // 2, (canvas_w - frames) // 2
     canvas[:, top:top + bins, left:left + frames] = spec
-    crop_h = min(max(1, round(bins * _uniform(*scale, generator))), canvas_h)
+    crop_h = min(max(1, round(bins * _uniform(*scale, generator))), canvas_h) if along_frequency else bins
     crop_w = min(max(1, round(frames * _uniform(*scale, generator))), canvas_w)
     i = int(torch.randint(canvas_h - crop_h + 1, (), generator=generator))
     j = int(torch.randint(canvas_w - crop_w + 1, (), generator=generator))
     window = canvas[:, i:i + crop_h, j:j + crop_w].unsqueeze(0)
     return F.interpolate(window, size=(bins, frames), mode="bilinear", align_corners=False).squeeze(0)
+
+
+def augment_spectrogram(spec: torch.Tensor, generator: torch.Generator, level: str = "strong") -> torch.Tensor:
+    """The train-time augmentation (``strong`` or ``light``) of a normalised log-mel ``[1, M, F]``:
+    SpecAugment masks, then the random resize-crop (along time only when ``light``)."""
+    return random_resize_crop_spectrogram(mask_spectrogram(spec, generator), generator,
+                                          along_frequency=_strength(level))
+
+
+def _strength(level: str) -> bool:
+    """Whether an augmentation ``level`` is ``strong`` (``light`` is the other one that augments)."""
+    if level not in AUGMENT_LEVELS[:2]:
+        raise ValueError(f"augmentation level must be one of {AUGMENT_LEVELS[:2]}, got '{level}'")
+    return level == "strong"
 
 
 def volume_jitter(wave: torch.Tensor, generator: torch.Generator, low: float = 0.8, high: float = 1.2

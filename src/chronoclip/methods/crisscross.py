@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from chronoclip.backbones.av import AudioResNet, R2Plus1D
 from chronoclip.config import require_at_least, require_one_of
 from chronoclip.data.av import AVDataset, AVSpec
-from chronoclip.data.av_augment import IMAGENET_MEAN, IMAGENET_STD
+from chronoclip.data.av_augment import AUGMENT_LEVELS, IMAGENET_MEAN, IMAGENET_STD
 from chronoclip.data.datasets import SampleSpec
 from chronoclip.data.manifest import Manifest
 from chronoclip.data.sampling import SAMPLER_MODES
@@ -88,7 +88,9 @@ class CrissCrossConfig:
         pred_hidden: predictor bottleneck (512).
         loss_intra, loss_sync, loss_async: the pair groups in the loss.
         predictor_lr_scale: predictors' constant lr relative to the base lr (2e-3 / 2e-4 = 10).
-        augment: strong train-time augmentation of both modalities.
+        augment: train-time augmentation of both modalities: ``strong`` (the released recipe, spec A.2),
+            ``light`` (no hue rotation or grayscale, crops of >= 40 %, spectrogram crops along time only:
+            for data whose classes differ by colour or pitch) or ``none``.
         eval_clips: evenly spaced windows per clip at evaluation (features averaged by the probe).
         missing_audio: ``skip`` rows without sound (counted, logged) or feed ``silence``.
         cache_media: decode each file once and keep it in memory (small data sets).
@@ -119,7 +121,7 @@ class CrissCrossConfig:
     loss_sync: bool = True
     loss_async: bool = True
     predictor_lr_scale: float = 10.0
-    augment: bool = True
+    augment: str = "strong"
     eval_clips: int = 3
     missing_audio: str = "skip"
     cache_media: bool = False
@@ -127,7 +129,8 @@ class CrissCrossConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     def __post_init__(self) -> None:
-        require_one_of({"model.video_encoder": (self.video_encoder, VIDEO_ENCODERS)})
+        require_one_of({"model.video_encoder": (self.video_encoder, VIDEO_ENCODERS),
+                        "model.augment": (self.augment, AUGMENT_LEVELS)})
         require_at_least({"model.video_width": self.video_width, "model.audio_width": self.audio_width,
                           "model.proj_dim": self.proj_dim, "model.proj_hidden": self.proj_hidden,
                           "model.pred_hidden": self.pred_hidden, "model.eval_clips": self.eval_clips})
