@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--data", help="a manifest of your own instead of generated growth worlds (leakage check)")
     args = parser.parse_args()
+    if args.train_series and args.data:
+        parser.error("--train-series subsamples the generated growth worlds; it does not apply to --data")
 
     import logging
 
@@ -135,7 +137,7 @@ def main() -> None:
     for seed in args.seeds:
         manifest = Path(args.data) if args.data else make_world("growth", out / f"world-{seed}", seed=seed,
                                                                  n=args.series, frames=args.frames, size=64)
-        if args.train_series and not args.data:
+        if args.train_series:
             manifest = _fewer_training_series(manifest, args.train_series, seed)
         rows = load_manifest(manifest)
         test_stages = rows.split("test").column("stage")

@@ -1,19 +1,19 @@
 """The "shortcut-sync" experiment of spec A.11: does relaxing cross-modal synchronicity stop CrissCross from
 learning the flash/click shortcut of the ``audiovisual`` world and make it learn the class instead?
 
-One world (8 classes; faint class object + harmonic tone at −20 dB by default; class-independent synchronous flash and
-click events at ~1/s; 8 s clips, 32 px, 8 fps, 8 kHz audio). For each configuration — sampler ``none``,
-``mild``, ``medium``, ``far``, ``random`` with the full loss, and ``mild`` with intra + sync only — and each
-seed, tiny encoders (R(2+1)D and ResNet of width 16, 4 frames, 2 s of 40-bin log-mel; heads 128/32/128)
-are pretrained on the train split through the engine's Trainer (Adam + LARC, constant-lr predictors,
-warm-up + cosine to half), then frozen. The views are not augmented (``model.augment=none``): in this
-world the class *is* a colour and a pitch, which the released strong augmentation (hue rotation,
-grayscale, spectrogram resize-crop along frequency) is built to be invariant to, and with it (or with
-``light``) the video encoders end below their random init and no sampler mode stands out. Without
-augmentation the sampler's time offset is the only difference between two views, so the experiment
-measures the sampler alone; ``none``'s two views of a
-modality are then the same window, and only its cross-modal pairs teach it anything. The ``untrained``
-row probes the same encoders at their random init: what pretraining adds is the distance above it.
+One world (8 classes; a faint class object, contrast 0.15 by default, and a harmonic tone at −20 dB;
+class-independent synchronous flash and click events at ~1/s; 8 s clips, 32 px, 8 fps, 8 kHz audio). For
+each configuration — sampler ``none``, ``mild``, ``medium``, ``far``, ``random`` with the full loss, and
+``mild`` with intra + sync only — and each seed, tiny encoders (R(2+1)D and ResNet of width 16, 4 frames, 2
+s of 40-bin log-mel; heads 128/32/128) are pretrained on the train split through the engine's Trainer (Adam
++ LARC, constant-lr predictors, warm-up + cosine to half), then frozen. The views are not augmented
+(``model.augment=none``): in this world the class *is* a colour and a pitch, which the released strong
+augmentation (hue rotation, grayscale, spectrogram resize-crop along frequency) is built to be invariant to,
+and with it (or with ``light``) the video encoders end below their random init and no sampler mode stands
+out. Without augmentation the sampler's time offset is the only difference between two views, so the
+experiment measures the sampler alone; ``none``'s two views of a modality are then the same window, and only
+its cross-modal pairs teach it anything. The ``untrained`` row probes the same encoders at their random
+init: what pretraining adds is the distance above it.
 
 - class probe: linear probe (the library's, C sweep) of the class on backbone features, fitted on the
   train clips, scored on held-out clips, 4 windows per clip averaged;
@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--contrast", type=float, default=0.15, help="visibility of the class object in the video")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="overrides for every pretraining run, e.g. model.augment=none")
+                        help="overrides for every pretraining run, e.g. model.augment=strong")
     parser.add_argument("--json", help="also write every run's figures to this file (after each run)")
     parser.add_argument("--summarise", help="only print the table of a --json file (e.g. of an interrupted run)")
     args = parser.parse_args()

@@ -108,7 +108,7 @@ def augment_video(clip: torch.Tensor, size: int, generator: torch.Generator,
                   level: str = "strong") -> torch.Tensor:
     """The train-time video augmentation (``strong`` or ``light``) of ``uint8 [T, 3, H, W]`` → normalised
     ``[T, 3, size, size]``."""
-    strong = _strength(level)
+    strong = _is_strong(level)
     clip = T.random_resized_crop(clip, size, scale=(0.08 if strong else 0.4, 1.0), generator=generator)
     clip = T.random_horizontal_flip(clip, generator=generator)
     clip = clip.float() / 255.0 if clip.dtype == torch.uint8 else clip.float()
@@ -168,13 +168,13 @@ def augment_spectrogram(spec: torch.Tensor, generator: torch.Generator, level: s
     """The train-time augmentation (``strong`` or ``light``) of a normalised log-mel ``[1, M, F]``:
     SpecAugment masks, then the random resize-crop (along time only when ``light``)."""
     return random_resize_crop_spectrogram(mask_spectrogram(spec, generator), generator,
-                                          along_frequency=_strength(level))
+                                          along_frequency=_is_strong(level))
 
 
-def _strength(level: str) -> bool:
-    """Whether an augmentation ``level`` is ``strong`` (``light`` is the other one that augments)."""
-    if level not in AUGMENT_LEVELS[:2]:
-        raise ValueError(f"augmentation level must be one of {AUGMENT_LEVELS[:2]}, got '{level}'")
+def _is_strong(level: str) -> bool:
+    """Whether an augmenting ``level`` is ``strong`` rather than ``light`` (``none`` does not augment)."""
+    if level not in ("strong", "light"):
+        raise ValueError(f"augmentation level must be 'strong' or 'light' here, got '{level}'")
     return level == "strong"
 
 
