@@ -208,6 +208,15 @@ def test_audiovisual_aac_keeps_clicks_on_time(tmp_path: Path) -> None:
         _check_sync(record, 3.0)
 
 
+def test_audiovisual_low_snr_fades_the_tone_instead_of_clipping_the_noise(tmp_path: Path) -> None:
+    """At −20 dB the noise std would be 0.5-0.8 and the 16-bit file would clip it, burying the clicks."""
+    manifest = load_manifest(make_world("audiovisual", tmp_path, seed=4, n=1, duration=3.0, snr_db=-20.0))
+    for record in manifest.records[:4]:
+        wave, _ = _audio(record["path"])
+        assert np.abs(wave).max() < 0.999 and 0.09 < np.median(np.abs(wave)) / 0.6745 < 0.11  # noise std 0.1
+        _check_sync(record, 3.0)
+
+
 def test_audiovisual_class_evidence_in_sound_and_picture(audiovisual: Manifest) -> None:
     for record in audiovisual:
         if record["switch_label"] is not None:

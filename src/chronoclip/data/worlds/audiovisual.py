@@ -73,6 +73,9 @@ CLASS_COLOURS: dict[str, str] = dict(zip(CLASSES, COLOURS, strict=True))
 AUDIO_CODECS: tuple[str, ...] = ("pcm_s16le", "aac")
 
 _TONE_PEAK = 0.1  # peak amplitude of a class tone before noise
+# Louder noise would clip the 16-bit file and bury the clicks: below the SNR that needs more, the tone is
+# made fainter instead (at 0 dB the noise std is 0.046-0.081 by class, below the cap).
+_MAX_NOISE_STD = 0.1
 _CLICK_SECONDS = 0.01  # a click: random-sign samples under an envelope decaying with a 3 ms time constant
 _CLICK_DECAY = 0.003
 _MIN_GAP_FRAMES = 2  # events are at least this many frame periods apart
@@ -93,7 +96,9 @@ class AudiovisualParams(WorldParams):
         click: peak amplitude of a click (the class tone peaks at 0.1).
         contrast: visibility of the class object in the video (0 = invisible, 1 = full colour).
         video_noise: standard deviation of per-pixel Gaussian noise, in [0, 1] units.
-        snr_db: class tone power over noise power in the audio, in dB.
+        snr_db: class tone power over noise power in the audio, in dB. The noise std is at most 0.1
+            (so the file does not clip and a click stays well above the noise); a lower SNR makes the tone
+            fainter.
         offset_fraction: fraction of clips with an audio-video recording offset.
         max_offset: such offsets are drawn from U(−max_offset, max_offset) seconds.
         switch_fraction: fraction of clips whose class switches to another one at mid-clip.
@@ -212,7 +217,10 @@ def render_audio(plan: ClipPlan, params: AudiovisualParams, rng: np.random.Gener
     """``float32 [S]``: the class tone in white noise at ``snr_db``, plus a click at each event + offset."""
     rate, total = params.sample_rate, round(params.duration * params.sample_rate)
     tone = _tone(plan, params, rng)
-    noise_std = np.sqrt(np.mean(tone.astype(np.float64) ** 2) / 10 ** (params.snr_db / 10))
+    noise_std = float(np.sqrt(np.mean(tone.astype(np.float64) ** 2) / 10 ** (params.snr_db / 10)))
+    if noise_std > _MAX_NOISE_STD:
+        tone *= np.float32(_MAX_NOISE_STD / noise_std)
+        noise_std = _MAX_NOISE_STD
     wave = tone + rng.normal(0, noise_std, size=total).astype(np.float32)
     envelope = params.click * np.exp(-np.arange(round(_CLICK_SECONDS * rate)) / (_CLICK_DECAY * rate))
     for time in plan.events + plan.offset:
