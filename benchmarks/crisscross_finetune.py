@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crisscross_av import MODEL, RECIPE  # the sibling benchmark (this folder is on sys.path)
+from crisscross_av import MODEL, RECIPE, SNR_DB  # the sibling benchmark (this folder is on sys.path)
 
 #: Small pretraining on the audiovisual world: the encoders and recipe of benchmarks/crisscross_av.py.
 PRETRAIN = [*MODEL, *RECIPE, "model.eval_clips=2", "train.batch_size=32"]
@@ -77,7 +77,7 @@ def main() -> None:
         splits = [Path(m) for m in args.data]
     else:
         world = make_world("audiovisual", out / "world", seed=0, n=args.n, duration=8.0, size=32, fps=8.0,
-                           sample_rate=8000, snr_db=-20.0, splits=(0.67, 0.0, 0.33))
+                           sample_rate=8000, snr_db=SNR_DB, splits=(0.67, 0.0, 0.33))
         splits = resplit(world, out, [0, 1, 2])
     init = args.init
     if not init:
