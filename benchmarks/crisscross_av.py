@@ -243,7 +243,7 @@ def main() -> None:
                         help="class tone over noise in the audio (at 0 dB a probe of random features is at 100 %%)")
     parser.add_argument("--contrast", type=float, default=0.15, help="visibility of the class object in the video")
     parser.add_argument("--click", type=float, default=0.7,
-                        help="peak amplitude of a click (the world's default; the noise std is 0.46-0.82 at -20 dB)")
+                        help="peak amplitude of a click (the world's default; the noise std is at most 0.1)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="overrides for every pretraining run, e.g. model.augment=strong")
