@@ -65,8 +65,8 @@ CONFIGS: dict[str, list[str]] = {
     "far": ["sampler.mode=far"],
     "random": ["sampler.mode=random"],
     "mild, intra+sync": ["sampler.mode=mild", "model.loss_async=false"],
-    # Without augmentation none's two views of a modality are one window, so its intra pairs teach nothing;
-    # the cross-modal pairs alone compare the modes without that handicap.
+    # Without augmentation none's two views of a modality are one window, so its intra pairs are degenerate;
+    # the cross-modal pairs alone compare the modes without them.
     "none, cross-modal": ["sampler.mode=none", "model.loss_intra=false"],
     "mild, cross-modal": ["sampler.mode=mild", "model.loss_intra=false"],
 }
@@ -81,26 +81,25 @@ RECIPE = ["optim.name=adam", "optim.lr=0.001", "optim.weight_decay=0.0001", "opt
           "train.keep_last=1"]
 
 
-def _counts(events: np.ndarray, starts: np.ndarray, seconds: float, fps: float | None, cap: int) -> np.ndarray:
-    """Events per window ``[N, V]``: flashes on the window's frames (video, ``fps``) or clicks inside it (audio)."""
-    if fps is not None:  # a flash is on frame floor(e·fps); the window shows frames floor(s·fps) ...
-        starts, events, seconds = np.floor(starts * fps + 1e-6), np.floor(events * fps), seconds * fps
-    inside = (events >= starts[..., None]) & (events < starts[..., None] + seconds)
-    return np.minimum(inside.sum(-1), cap)
-
-
-def _first_event_bins(events: np.ndarray, starts: np.ndarray, seconds: float, fps: float, video: bool) -> np.ndarray:
-    """When the first event of each window ``[N, V]`` happens, in video frame periods from the window's start
-    (video: the flashed frame's index in the window; audio: ``floor((e − s) · fps)`` of the click onset);
-    ``seconds · fps`` for a window without an event. This is the shortcut's timing, which strict sync can use."""
-    bins = round(seconds * fps)
+def _window_positions(events: np.ndarray, starts: np.ndarray, fps: float, video: bool) -> np.ndarray:
+    """``[N, V, E]``: where each event falls in each window ``[N, V]``, in video frame periods from the
+    window's start (video: the flashed frame floor(e·fps) minus the window's first frame; audio:
+    floor((e − s)·fps) of the click onset). A window of ``b`` frame periods holds the positions in [0, b)."""
     if video:
-        position = np.floor(events * fps) - np.floor(starts[..., None] * fps + 1e-6)
-    else:
-        position = np.floor((events - starts[..., None]) * fps)
-    position = np.where((position >= 0) & (position < bins), position, bins)
-    none = np.full((*position.shape[:-1], 1), bins)  # also covers a clip without events
-    return np.concatenate([position, none], -1).min(-1).astype(int)
+        return np.floor(events * fps) - np.floor(starts[..., None] * fps + 1e-6)
+    return np.floor((events - starts[..., None]) * fps)
+
+
+def _window_probes(events: np.ndarray, starts: np.ndarray, seconds: float, fps: float, video: bool, cap: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The two nuisance targets of each window ``[N, V]``: its event count (at most ``cap``) and when its
+    first event happens, in frame periods from its start (``seconds · fps`` when it has none) — the
+    shortcut's timing, which strict sync can use."""
+    bins = round(seconds * fps)
+    position = _window_positions(events, starts, fps, video)
+    inside = (position >= 0) & (position < bins)
+    first = np.where(inside, position, bins).min(-1, initial=bins).astype(int)  # initial: a clip without events
+    return np.minimum(inside.sum(-1), cap), first
 
 
 def _materialise(dataset: Any) -> list[dict[str, Any]]:
@@ -189,14 +188,12 @@ def prepare(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         windows = torch.cat([b["windows"] for b in batches]).numpy()  # [N, V, 2]: video, audio starts
         events = [np.array(json.loads(r["events"])) for r in rows]
         data[f"{split}_labels"] = labels
-        data[f"{split}_video_counts"] = np.stack([_counts(e, w[None, :, 0], video_seconds, cfg.model.fps, 2)[0]
-                                                  for e, w in zip(events, windows, strict=True)])
-        data[f"{split}_audio_counts"] = np.stack([_counts(e, w[None, :, 1], cfg.model.audio_seconds, None, 4)[0]
-                                                  for e, w in zip(events, windows, strict=True)])
-        for column, modality, seconds in ((0, "video", video_seconds), (1, "audio", cfg.model.audio_seconds)):
-            data[f"{split}_{modality}_timing"] = np.stack([
-                _first_event_bins(e, w[None, :, column], seconds, cfg.model.fps, modality == "video")[0]
-                for e, w in zip(events, windows, strict=True)])
+        windows_of = ((0, "video", video_seconds, 2), (1, "audio", cfg.model.audio_seconds, 4))  # column, ..., cap
+        for column, modality, seconds, cap in windows_of:
+            probes = [_window_probes(e, w[None, :, column], seconds, cfg.model.fps, modality == "video", cap)
+                      for e, w in zip(events, windows, strict=True)]
+            data[f"{split}_{modality}_counts"] = np.stack([counts[0] for counts, _ in probes])
+            data[f"{split}_{modality}_timing"] = np.stack([first[0] for _, first in probes])
     return data
 
 
@@ -226,8 +223,10 @@ def print_table(results: dict[str, list[dict[str, float]]]) -> None:
         if name in results and baseline in results:
             deltas = {m: np.mean([r[f"{m} class"] for r in results[name]])
                       - np.mean([r[f"{m} class"] for r in results[baseline]]) for m in ("video", "audio")}
-            verdict = "meets" if min(deltas.values()) >= 10 else "misses"
-            verdict = "control" if baseline != "none" else f"{verdict} the ≥ 10-point target in both"
+            if baseline != "none":
+                verdict = "control"
+            else:
+                verdict = ("meets" if min(deltas.values()) >= 10 else "misses") + " the ≥ 10-point target in both"
             print(f"{name} − {baseline}, class probe: video {deltas['video']:+.1f}, audio {deltas['audio']:+.1f} "
                   f"points ({verdict})")
 
