@@ -244,3 +244,20 @@ def test_log_mel_rejects_bad_input() -> None:
         log_mel(torch.zeros(SR, dtype=torch.int16))
     with pytest.raises(ValueError, match="too short"):
         log_mel(torch.zeros(100))
+
+
+def test_writers_warn_when_they_clip_a_loud_mix(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A stray peak past ±1 is clipped quietly; a mix whose noise clips is named, with its share."""
+    peaky = make_signal()
+    peaky[100] = 1.5
+    loud = np.random.default_rng(1).normal(0, 0.6, SR).astype(np.float32)  # ~10 % of samples past ±1
+    with caplog.at_level("WARNING", logger="chronoclip.io.writers"):
+        write_wav(tmp_path / "peaky.wav", peaky, SR)
+        assert not caplog.records
+        write_wav(tmp_path / "loud.wav", loud, SR)
+        write_video(tmp_path / "loud.mp4", np.zeros((4, 16, 16, 3), np.uint8), 8.0, audio=loud, sample_rate=SR,
+                    audio_codec="pcm_s16le")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and "loud.wav" in messages[0] and "loud.mp4" in messages[1]
+    assert all("outside [-1, 1]" in m for m in messages)
+    assert np.abs(soundfile.read(tmp_path / "loud.wav")[0]).max() <= 1.0

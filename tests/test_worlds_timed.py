@@ -208,9 +208,12 @@ def test_audiovisual_aac_keeps_clicks_on_time(tmp_path: Path) -> None:
         _check_sync(record, 3.0)
 
 
-def test_audiovisual_low_snr_fades_the_tone_instead_of_clipping_the_noise(tmp_path: Path) -> None:
+def test_audiovisual_low_snr_fades_the_tone_instead_of_clipping_the_noise(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """At −20 dB the noise std would be 0.5-0.8 and the 16-bit file would clip it, burying the clicks."""
-    manifest = load_manifest(make_world("audiovisual", tmp_path, seed=4, n=1, duration=3.0, snr_db=-20.0))
+    with caplog.at_level("WARNING", logger="chronoclip.io.writers"):
+        manifest = load_manifest(make_world("audiovisual", tmp_path, seed=4, n=1, duration=3.0, snr_db=-20.0))
+    assert not caplog.records  # the writer warns when it clips a mix
     for record in manifest.records[:4]:
         wave, _ = _audio(record["path"])
         assert np.abs(wave).max() < 0.999 and 0.09 < np.median(np.abs(wave)) / 0.6745 < 0.11  # noise std 0.1

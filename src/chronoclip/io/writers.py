@@ -8,6 +8,7 @@ file is written atomically: a crash never leaves a half-written file under the f
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +21,10 @@ import av
 import numpy as np
 import soundfile
 from PIL import Image
+
+logger = logging.getLogger(__name__)
+#: Share of samples past ±1 above which writing audio warns (a stray peak is normal, a clipped mix is not).
+CLIP_WARN_FRACTION = 0.001
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -103,6 +108,7 @@ def write_video(
         raise ValueError(f"frame height and width must be even for yuv420p, got {height}x{width}")
     rate = Fraction(fps).limit_denominator(1001)
     options = _video_options(codec, gop, quality)
+    samples = None if audio is None else _unit_range(audio, path).reshape(-1)
     with atomic_path(path) as tmp:
         container = av.open(str(tmp), mode="w", format="mp4", options={"fflags": "+bitexact"})
         try:
@@ -112,7 +118,7 @@ def write_video(
             vstream.codec_context.gop_size = gop
             vstream.thread_count = 1
             astream: av.audio.stream.AudioStream | None = None
-            if audio is not None:
+            if samples is not None:
                 added = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
                 assert isinstance(added, av.audio.stream.AudioStream)
                 astream = added
@@ -123,16 +129,26 @@ def write_video(
                     container.mux(packet)
             for packet in vstream.encode():
                 container.mux(packet)
-            if astream is not None and audio is not None:
-                _encode_audio(container, astream, audio, sample_rate)
+            if astream is not None and samples is not None:
+                _encode_audio(container, astream, samples, sample_rate)
         finally:
             container.close()
 
 
+def _unit_range(audio: np.ndarray, path: str | Path) -> np.ndarray:
+    """``audio`` as float32 clipped to [-1, 1] for 16-bit PCM, warning (with ``path``) when more than
+    :data:`CLIP_WARN_FRACTION` of its samples were outside: such a file is distorted, not just peaky."""
+    samples = np.asarray(audio, dtype=np.float32)
+    clipped = float(np.mean(np.abs(samples) > 1.0)) if samples.size else 0.0
+    if clipped > CLIP_WARN_FRACTION:
+        logger.warning("%s: %.2f %% of the audio samples are outside [-1, 1] and were clipped; scale the "
+                       "waveform down before writing", path, 100 * clipped)
+    return np.clip(samples, -1.0, 1.0)
+
+
 def _encode_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
-                  audio: np.ndarray, sample_rate: int) -> None:
-    """Encode a mono float waveform into ``stream`` in codec-sized chunks."""
-    samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
+                  samples: np.ndarray, sample_rate: int) -> None:
+    """Encode a mono float waveform ``[S]`` in [-1, 1] into ``stream`` in codec-sized chunks."""
     pcm = (samples * 32767.0).astype(np.int16)
     chunk = stream.codec_context.frame_size or 1024
     pts = 0
@@ -150,7 +166,7 @@ def _encode_audio(container: av.container.OutputContainer, stream: av.audio.stre
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write a 16-bit PCM wav; ``audio`` is float ``[S]`` (mono) or ``[S, C]`` in [-1, 1]."""
-    data = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    data = _unit_range(audio, path)
     with atomic_path(path) as tmp:
         soundfile.write(str(tmp), data, sample_rate, subtype="PCM_16", format="WAV")
 
