@@ -4,9 +4,9 @@ Issue 4's target (``tiny-world`` shape+colour zero-shot ≥ 90 %, pretrained in 
 cores) needs the image tower to tell 10 shapes apart. This benchmark removes the text side and the
 contrastive loss: each tower plus a linear head is trained on shape labels of fresh one-object
 source-style images (the ``captions`` world's distribution, 64 px rendered, resized to the tower's
-input), the same steps, batch and optimiser for every tower, and test accuracy is printed every
-``--eval-every`` steps. Shape accuracy under direct supervision bounds what CLIP pretraining of the
-same tower reaches in the same number of steps.
+input), the same steps, batch, optimiser and schedule for every tower (the engine's, as ``clip`` uses
+them), and test accuracy is printed every ``--eval-every`` steps. Shape accuracy under direct
+supervision bounds what CLIP pretraining of the same tower reaches in the same number of steps.
 
 Towers: ``vit`` — the ``tiny-world-init`` image tower (random init); ``vit-whiten`` — the same with the
 whitened patch embedding of ``clip`` ``model.patch_init=whiten``; ``cnn`` — a three-block
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import numpy as np
@@ -31,15 +30,12 @@ from torch import nn
 def render(n: int, seed: int, backbone: object) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` one-object source-style images as the backbone's normalised input ``[n, 3, S, S]`` and
     their shape indices ``[n]``."""
-    from chronoclip.data import transforms as T
     from chronoclip.data.worlds.universe import SHAPES, STYLES, random_thing, render_scene
-    from chronoclip.eval.worldclip import RENDER_SIZE
+    from chronoclip.eval.worldclip import RENDER_SIZE, backbone_pixels
 
     rng = np.random.default_rng(seed)
     things = [random_thing(rng) for _ in range(n)]
-    images = np.stack([render_scene([t], RENDER_SIZE, STYLES["source"], rng) for t in things])
-    preprocess = T.clip_preprocess(backbone.image_size, backbone.mean, backbone.std)  # type: ignore[attr-defined]
-    pixels = preprocess(torch.from_numpy(images).permute(0, 3, 1, 2))
+    pixels = backbone_pixels([render_scene([t], RENDER_SIZE, STYLES["source"], rng) for t in things], backbone)
     return pixels, torch.tensor([SHAPES.index(t.shape) for t in things])
 
 
@@ -79,13 +75,18 @@ def build(tower: str, train_pixels: torch.Tensor, classes: int) -> nn.Module:
 
 def train_tower(model: nn.Module, data: dict[str, tuple[torch.Tensor, torch.Tensor]], args: argparse.Namespace
                 ) -> dict[str, object]:
-    """AdamW (lr ``--lr``, wd 0.1, betas 0.9/0.98), 50 warm-up steps then cosine; test top1 every
-    ``--eval-every`` steps."""
+    """The ``tiny-world`` recipe's optimiser and schedule through the engine (AdamW ``--lr``, wd 0.1 on
+    weight matrices only, betas 0.9/0.98; 50 warm-up steps, then cosine); test top1 every ``--eval-every``
+    steps."""
+    from chronoclip.config import OptimConfig, ScheduleConfig
+    from chronoclip.engine.optim import build_optimizer, build_scheduler
+    from chronoclip.methods.base import ParamGroup
+
     (train_x, train_y), (test_x, test_y) = data["train"], data["test"]
     params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.1, betas=(0.9, 0.98))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    optimiser = build_optimizer([ParamGroup("tower", params)],
+                                OptimConfig(name="adamw", lr=args.lr, weight_decay=0.1, betas=(0.9, 0.98)))
+    schedule = build_scheduler(optimiser, ScheduleConfig(name="cosine", warmup_epochs=1.0), 50, args.steps)
     generator = torch.Generator().manual_seed(0)
     curve, started = {}, time.perf_counter()
     for step in range(1, args.steps + 1):

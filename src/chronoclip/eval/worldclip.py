@@ -39,7 +39,7 @@ from chronoclip.eval.zero_shot import backbone_text_encoder, build_text_classifi
 RENDER_SIZE = 64
 
 
-def _pixels(images: Sequence[np.ndarray], backbone: Any) -> torch.Tensor:
+def backbone_pixels(images: Sequence[np.ndarray], backbone: Any) -> torch.Tensor:
     """``uint8 [H, W, 3]`` images → the backbone's normalised input ``[N, 3, S, S]``."""
     preprocess = T.clip_preprocess(backbone.image_size, backbone.mean, backbone.std)
     return preprocess(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2))
@@ -81,7 +81,7 @@ def universe_zero_shot(backbone: Any, styles: Sequence[str] = tuple(STYLES), n: 
     for style in styles:
         images = [render_scene([thing], RENDER_SIZE, STYLES[style], np.random.default_rng([seed, i, 1]))
                   for i, thing in enumerate(things)]
-        features = _embed_images(backbone, _pixels(images, backbone))
+        features = _embed_images(backbone, backbone_pixels(images, backbone))
         result[style] = {"shape": _top1(features, shape_classifier, shapes),
                          "colour": _top1(features, colour_classifier, colour_ids),
                          "shape+colour": _top1(features, pair_classifier, shapes * len(colours) + colour_ids)}
@@ -97,7 +97,7 @@ def universe_retrieval(backbone: Any, n: int = 500, seed: int = 20261123, two_ob
         things = scene(rng, two_objects)
         images.append(render_scene(things, RENDER_SIZE, STYLES["source"], rng))
         captions.append(caption(things, rng))
-    features = _embed_images(backbone, _pixels(images, backbone))
+    features = _embed_images(backbone, backbone_pixels(images, backbone))
     texts = torch.cat([backbone_text_encoder(backbone)(captions[i:i + 256]) for i in range(0, n, 256)])
     result = evaluate_retrieval(texts, features, protocol={"images": "fresh captions-world scenes"})
     return {key.replace("t2v", "t2i").replace("v2t", "i2t"): value for key, value in result.items()}
