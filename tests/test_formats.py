@@ -396,3 +396,17 @@ def test_timelapse_rejects_bad_patterns(tmp_path: Path) -> None:
         import_dataset("timelapse", tmp_path, tmp_path / "out", pattern=r"(?P<year>\d{4})(?P<month>\d\d)")
     with pytest.raises(ConfigError, match="ratios"):
         import_dataset("timelapse", tmp_path, tmp_path / "out", ratios="0.5,0.5")
+
+
+def test_domainnet_captions_fill_text_and_report_images_without_one(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    root = domainnet_tree(tmp_path / "domainnet")
+    write(tmp_path / "captions.csv", "path,text\nclipart/bee/clipart_001_000001.jpg,a bee drawn in ink\n")
+    with caplog.at_level("WARNING"):
+        table = rows(import_dataset("domainnet", root, tmp_path / "out", captions=tmp_path / "captions.csv"))
+    texts = {row["path"].split("/")[-1]: row["text"] for row in table}
+    assert texts["clipart_001_000001.jpg"] == "a bee drawn in ink" and texts["real_000_000001.jpg"] == ""
+    assert "11 of 12 image(s) have no caption" in caplog.text
+    write(tmp_path / "bad.csv", "path,text\nclipart/bee/nope.jpg,a bee\n")
+    with pytest.raises(ManifestError, match=r"bad.csv line 2: caption of .clipart/bee/nope.jpg., which is not an "):
+        import_dataset("domainnet", root, tmp_path / "out2", captions=tmp_path / "bad.csv")

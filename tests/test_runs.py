@@ -43,7 +43,9 @@ OTHER_DATA = {"clip": ("captions", {"n": 48, "size": 32}, ["train.epochs=6", "tr
                                        "model.frames=4", "model.stride=1", "model.train_clips=2",
                                        "model.eval_clips=2"]),
               "cliptime": ("growth", {"n": 9, "frames": 6, "size": 32},
-                           ["train.epochs=4", "train.batch_size=8", "model.hidden=32", "train.log_every=1000"])}
+                           ["train.epochs=4", "train.batch_size=8", "model.hidden=32", "train.log_every=1000"]),
+              "trust": ("domains", {"n": 4, "size": 32},
+                        ["train.epochs=4", "train.batch_size=8", "model.text_steps=20", "train.log_every=1000"])}
 
 
 @pytest.mark.parametrize("name", list_methods())

@@ -33,6 +33,8 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 #: Top-level keys of a :class:`RunConfig`; an override key starting with anything else is a method key.
 ENGINE_KEYS = ("method", "backbone", "data", "train", "optim", "schedule", "model")
+#: Engine keys that hold one value: ``data.x`` can only be a method's own ``data`` section.
+ENGINE_SCALARS = ("method", "backbone", "data")
 
 
 @dataclass
@@ -186,7 +188,9 @@ def qualify_model_keys(layer: dict[str, Any] | list[str], model_config: type[Any
     A key whose first part is not an engine section (:data:`ENGINE_KEYS`) but a field of the method's
     ``Config`` is a model key: the override ``mode=image-only`` becomes ``model.mode=image-only``,
     ``sampler.mode=x`` becomes ``model.sampler.mode=x`` (when ``sampler`` is a field), and a preset's
-    top-level ``sampler:`` mapping moves under ``model:``. Keys under an engine section pass unchanged.
+    top-level ``sampler:`` mapping moves under ``model:``. Keys under an engine section pass unchanged,
+    except a dotted key under a one-value engine key (:data:`ENGINE_SCALARS`) that names a model field:
+    ``data.source=x`` is TRUST's ``model.data.source`` (the engine's ``data`` is the manifest path).
 
     Raises:
         ConfigError: an override without ``=``; a bare key that is neither an engine section nor a model
@@ -195,7 +199,9 @@ def qualify_model_keys(layer: dict[str, Any] | list[str], model_config: type[Any
     fields = [f.name for f in dataclasses.fields(model_config)] if dataclasses.is_dataclass(model_config) else []
 
     def is_model_key(key: str) -> bool:
-        head = key.strip().split(".", 1)[0]
+        head, dot, _ = key.strip().partition(".")
+        if head in ENGINE_SCALARS and dot and head in fields:
+            return True  # e.g. TRUST's data.source: the engine's `data` is the manifest path, it has no fields
         if head in ENGINE_KEYS:
             return False
         if head in fields:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -196,6 +197,17 @@ class ManifestDataset(Dataset[dict[str, Any]]):
             boxes = T.crop_boxes(resized.shape[-2], resized.shape[-1], size, count)
             crops = list(T.take_crops(resized, boxes))
         return [T.normalize(view, self.spec.mean, self.spec.std) for view in crops]
+
+
+@runtime_checkable
+class PartedDataset(Protocol):
+    """A data set assembled from other data sets (e.g. paired source and target domains), whose parts the
+    engine may replace — a :class:`ManifestDataset` part by its cached frozen features."""
+
+    def map_parts(self, transform: Callable[[Dataset[dict[str, Any]]], Dataset[dict[str, Any]]]
+                  ) -> Dataset[dict[str, Any]]:
+        """The same data set with every part replaced by ``transform(part)``."""
+        ...
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:

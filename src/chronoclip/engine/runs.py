@@ -34,7 +34,7 @@ from chronoclip.config import (
     to_yaml,
     validate_engine_config,
 )
-from chronoclip.data.datasets import ManifestDataset
+from chronoclip.data.datasets import ManifestDataset, PartedDataset
 from chronoclip.data.manifest import Manifest, labels_missing_from_train, load_manifest
 from chronoclip.engine import checkpoint as ckpt
 from chronoclip.engine.features import cache_root, cached_features
@@ -144,7 +144,7 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
         cfg = build_run_config(method, data, backbone, config, overrides)
     manifest = load_manifest(cfg.data)
     train_rows = manifest.split("train")
-    class_names = class_names_of(train_rows, get_method(cfg.method))
+    class_names = class_names_of(train_rows, cfg)
     unseen = labels_missing_from_train(manifest) if get_method(cfg.method).run_protocol == "classify" else []
     if unseen:
         raise ManifestError(manifest.name, unseen, hint="A classifier only predicts labels it was trained on: "
@@ -152,7 +152,6 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
     model = _seeded_method(cfg, class_names)
     if not (resume and has_checkpoint):  # a fresh run
         model.initialise(train_rows)
-    spec = model.sample_spec()
     accelerator = make_accelerator(cfg)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -160,10 +159,12 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
             temp.write_text(to_yaml(cfg), encoding="utf-8")
     train_set = model.dataset(train_rows, train=True, seed=cfg.train.seed)
     frozen = cache_extractor(model, cfg)
-    if frozen is not None and isinstance(train_set, ManifestDataset) and spec.deterministic(train=True):
+    if frozen is not None:
         with accelerator.main_process_first():
-            train_set = _cached(model, frozen, train_set, cfg, accelerator.device)
+            train_set = _cached_where_possible(model, frozen, train_set, cfg, accelerator.device)
     val_rows = _split_or_none(manifest, "val")
+    if val_rows is not None:
+        val_rows = model.evaluation_rows(val_rows, "val")
     eval_kwargs = {"batch_size": cfg.train.batch_size, "device": accelerator.device, "progress": False}
     val_sets: tuple[Dataset[Any], Dataset[Any] | None] | None = None
 
@@ -241,6 +242,17 @@ def _cached(method: Method, frozen: FrozenFeatures, dataset: ManifestDataset, cf
     return cached_features(dataset, frozen, cache_root(cfg.train.cache_dir), device, cfg.train.batch_size)
 
 
+def _cached_where_possible(method: Method, frozen: FrozenFeatures, dataset: Dataset[Any], cfg: RunConfig,
+                           device: torch.device | str) -> Dataset[Any]:
+    """``dataset`` with its cacheable parts (a :class:`ManifestDataset` whose samples are the same every
+    epoch, alone or as a part of a :class:`PartedDataset`) replaced by their cached frozen features."""
+    if isinstance(dataset, PartedDataset):
+        return dataset.map_parts(lambda part: _cached_where_possible(method, frozen, part, cfg, device))
+    if isinstance(dataset, ManifestDataset) and dataset.spec.deterministic(dataset.train):
+        return _cached(method, frozen, dataset, cfg, device)
+    return dataset
+
+
 def eval_dataset(method: Method, cfg: RunConfig, rows: Manifest, device: torch.device | str,
                  frozen: FrozenFeatures | None) -> Dataset[Any]:
     """Evaluation samples of ``rows`` for ``method``: cached frozen features when ``frozen`` is given
@@ -259,13 +271,13 @@ def reference_dataset(method: Method, cfg: RunConfig, train_rows: Manifest, devi
     return eval_dataset(method, cfg, train_rows, device, frozen)
 
 
-def class_names_of(train_rows: Manifest, method_cls: type[Method]) -> list[str]:
-    """The sorted distinct values of the method's :attr:`~Method.label_column` in the training rows."""
-    return train_rows.distinct(method_cls.label_column)
+def class_names_of(train_rows: Manifest, cfg: RunConfig) -> list[str]:
+    """The run's class names from its training rows (:meth:`~Method.class_names_from`)."""
+    return get_method(cfg.method).class_names_from(train_rows, cfg.model)
 
 
 def _class_names_of(cfg: RunConfig) -> list[str]:
-    return class_names_of(load_manifest(cfg.data, check_files=False).split("train"), get_method(cfg.method))
+    return class_names_of(load_manifest(cfg.data, check_files=False).split("train"), cfg)
 
 
 def evaluate_split(method: Method, dataset: Dataset[Any], protocol: dict[str, Any], *, batch_size: int,
@@ -294,7 +306,7 @@ def evaluate(run: Run, data: str | Path | Manifest, split: str = "test", out: st
     """A run's metrics (its method's :attr:`~Method.run_protocol`) on one split of a manifest; written to
     ``out/metrics.json`` with a report."""
     manifest = data if isinstance(data, Manifest) else load_manifest(data)
-    rows = manifest.split(split)
+    rows = run.method.evaluation_rows(manifest.split(split), split)
     spec = run.method.sample_spec()
     frozen = cache_extractor(run.method, run.config)
     dataset = eval_dataset(run.method, run.config, rows, device, frozen)

@@ -19,6 +19,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from chronoclip.eval.adapt import evaluate_adaptation
 from chronoclip.eval.av_probe import evaluate_av_probe
 from chronoclip.eval.classify import evaluate_classification
 from chronoclip.eval.retrieval import evaluate_method_retrieval
@@ -37,11 +38,22 @@ class RunProtocol:
     needs_reference: bool = False
 
 
+def _confusion_inputs(method: Any, probabilities: Any, targets: Any) -> ReportInputs:
+    """The report's confusion-matrix inputs of a classifier's ``[N, C]`` probabilities and ``[N]`` targets."""
+    return {"class_names": method.class_names, "predictions": probabilities.argmax(-1).numpy(),
+            "targets": targets.numpy()}
+
+
 def _classify(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
               **kwargs: Any) -> tuple[dict[str, Any], ReportInputs]:
     result, probabilities, targets = evaluate_classification(method, dataset, protocol, **kwargs)
-    return result, {"class_names": method.class_names, "predictions": probabilities.argmax(-1).numpy(),
-                    "targets": targets.numpy()}
+    return result, _confusion_inputs(method, probabilities, targets)
+
+
+def _adapt(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
+           **kwargs: Any) -> tuple[dict[str, Any], ReportInputs]:
+    result, probabilities, targets = evaluate_adaptation(method, dataset, protocol, **kwargs)
+    return result, _confusion_inputs(method, probabilities, targets)
 
 
 def _retrieval(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *, reference: Any = None,
@@ -62,6 +74,7 @@ def _stage_time(method: Any, dataset: Dataset[Any], protocol: dict[str, Any], *,
 #: Run protocol name -> its evaluator.
 RUN_EVALUATORS: dict[str, RunProtocol] = {
     "classify": RunProtocol(_classify),
+    "adapt": RunProtocol(_adapt),
     "retrieval": RunProtocol(_retrieval),
     "av_probe": RunProtocol(_av_probe, needs_reference=True),
     "stage_time": RunProtocol(_stage_time),

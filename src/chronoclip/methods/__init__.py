@@ -16,10 +16,11 @@ from chronoclip.methods.cliptime import CLIPTime
 from chronoclip.methods.crisscross import CrissCross
 from chronoclip.methods.crisscross_finetune import CrissCrossFinetune
 from chronoclip.methods.dist import DiST
+from chronoclip.methods.trust import Trust
 
 #: Method name -> class. Add a method by importing it above and listing it here.
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (ClipPretrain, FrameProbe, FineTune, DiST, CrissCross,
-                                                              CrissCrossFinetune, CLIPTime)}
+                                                              CrissCrossFinetune, CLIPTime, Trust)}
 
 
 def list_methods() -> list[str]:

@@ -13,8 +13,10 @@ class names. The trainer and the evaluators only talk to this surface:
 - :attr:`Method.run_protocol` — the one the engine runs on the val and test splits of a training run
   (``classify``: ``forward`` returns ``logits``; ``retrieval``: ``forward`` returns normalised
   ``visual_embeddings`` and ``text_embeddings``; ``stage_time``: ``forward`` returns ``stage_logits``
-  and normalised time ``tau``);
-- :attr:`Method.label_column` — the manifest column the class names come from.
+  and normalised time ``tau``; ``adapt``: ``classify`` on the evaluated domain, plus the caption
+  pseudo-labels and weights of :meth:`adaptation_outputs`);
+- :attr:`Method.label_column` / :meth:`Method.class_names_from` — where the class names come from;
+- :meth:`Method.evaluation_rows` — which rows of a val / test split the method is evaluated on.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ Batch = dict[str, Any]
 PROTOCOLS = ("classify", "regress", "zero_shot", "linear_probe", "retrieval")
 #: Protocols the engine can run on a training run's val / test splits; each has its evaluator in
 #: :mod:`chronoclip.eval.run_protocols` (methods may not import ``eval``).
-RUN_PROTOCOLS = ("classify", "retrieval", "av_probe", "stage_time")
+RUN_PROTOCOLS = ("classify", "retrieval", "av_probe", "stage_time", "adapt")
 
 
 @dataclass
@@ -99,6 +101,19 @@ class Method(nn.Module):
         self.cfg = cfg
         self.backbone = backbone
         self.class_names = list(class_names)
+
+    @classmethod
+    def class_names_from(cls, train_rows: Manifest, cfg: Any) -> list[str]:
+        """The class names of a run: the sorted distinct :attr:`label_column` values of its training rows.
+
+        A method whose training rows hold labels it must not read (a domain-adaptation target) narrows them.
+        """
+        return train_rows.distinct(cls.label_column)
+
+    def evaluation_rows(self, rows: Manifest, split: str) -> Manifest:
+        """The rows of a ``val`` / ``test`` split the engine evaluates (the default: all of them; a
+        domain-adaptation method keeps one domain)."""
+        return rows
 
     def initialise(self, train_rows: Manifest) -> None:
         """Set starting weights from outside the run (a pretrained run, a released checkpoint) or from the

@@ -12,7 +12,12 @@ are accepted too (crossval becomes val).
 Tree layout (Office-31, Office-Home, PACS images without lists): ``ROOT/<domain>/.../<class>/<image>``;
 every image is ``train`` unless ``holdout`` puts a fraction of each domain's classes in ``test``.
 
-Output rows: ``path``, ``label``, ``split``, ``domain``.
+Captions (for TRUST / LaGTrAn, which pseudo-label target images from them): ``captions=FILE`` names a CSV
+with columns ``path,text`` (paths relative to ROOT, as in the lists); each image's caption goes into the
+``text`` column. Images without one are reported (a warning with their count and the first few) and keep an
+empty ``text``; a caption of an image the import does not hold is a problem.
+
+Output rows: ``path``, ``label``, ``split``, ``domain`` (and ``text`` with ``captions``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from chronoclip.data.formats.common import (
     ImportLog,
     Origin,
     assign_splits,
+    read_csv,
     read_list,
 )
 from chronoclip.errors import ConfigError
@@ -51,6 +57,8 @@ class DomainNetOptions:
     holdout: float = field(default=0.0, metadata={
         "help": "tree layout only: fraction of each domain's classes put in 'test'"})
     seed: int = field(default=0, metadata={"help": "seed of the holdout assignment"})
+    captions: Path | None = field(default=None, metadata={
+        "help": "CSV with columns path,text (paths relative to ROOT): each image's caption, in the text column"})
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.holdout < 1.0:
@@ -70,6 +78,25 @@ def read(root: Path, options: DomainNetOptions, log: ImportLog) -> None:
     else:
         logger.info("no {domain}_{split}.txt lists in %s; reading the <domain>/<class>/ folder tree", folder)
         _read_tree(root, options, log)
+    if options.captions:
+        _add_captions(root, options.captions, log)
+
+
+def _add_captions(root: Path, captions: Path, log: ImportLog) -> None:
+    """Set each imported image's ``text`` from the ``path,text`` CSV ``captions``; report the images without
+    one (a warning) and captions of images the import does not hold (problems)."""
+    by_image = {log.show(record["path"]): record for record, _ in log.rows}
+    for origin, row in read_csv(captions.resolve(), log, required=("path", "text")):
+        record = by_image.get(log.show(root / row["path"]))
+        if record is None:
+            log.problem(origin, f"caption of '{row['path']}', which is not an imported image (paths are relative "
+                                "to ROOT)")
+        else:
+            record["text"] = row["text"]
+    without = [shown for shown, record in by_image.items() if not record.get("text")]
+    if without:
+        logger.warning("%d of %d image(s) have no caption in %s, e.g. %s", len(without), len(by_image), captions,
+                       ", ".join(without[:3]))
 
 
 def _check_domains(wanted: tuple[str, ...], present: set[str], origin: Origin, log: ImportLog) -> None:
