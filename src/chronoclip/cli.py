@@ -117,13 +117,16 @@ def data_check(
     manifest: Annotated[Path, typer.Argument(help="A manifest (.csv, .jsonl or .parquet).")],
     decode: Annotated[bool, typer.Option(help="Also decode-test every media file.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Decoding threads.")] = 2,
+    allow_bad: Annotated[int, typer.Option(min=0, help="Exit 0 with up to this many files that fail to decode "
+                                                       "(a budget you accept); more fail the check.")] = 0,
 ) -> None:
-    """Validate a manifest (every problem with its row) and optionally decode-test its files."""
+    """Validate a manifest (every problem with its row) and optionally decode-test its files; exits 1 when
+    a file fails to decode (beyond --allow-bad) and 2 when the manifest itself is invalid."""
     from chronoclip.data.check import check_manifest
 
     report = check_manifest(manifest, decode=decode, workers=workers)
     typer.echo(report.summary())
-    if not report.ok:
+    if len(report.problems) > allow_bad:
         raise typer.Exit(1)
 
 
@@ -348,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code. Callable from tests."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="chronoclip", standalone_mode=False)
+        # Outside standalone mode click returns a raised Exit's code instead of raising it.
+        code = command.main(args=argv, prog_name="chronoclip", standalone_mode=False)
     except ChronoclipError as exc:
         if os.environ.get("CHRONOCLIP_DEBUG"):
             raise
@@ -367,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ PRECISIONS = ("no", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 #: Top-level keys of a :class:`RunConfig`; an override key starting with anything else is a method key.
-ENGINE_KEYS = ("method", "backbone", "data", "train", "optim", "schedule", "model")
+ENGINE_KEYS = ("method", "backbone", "data", "train", "optim", "schedule", "io", "model")
 #: Engine keys that hold one value: ``data.x`` can only be a method's own ``data`` section.
 ENGINE_SCALARS = ("method", "backbone", "data")
 
@@ -129,6 +129,20 @@ class ScheduleConfig:
 
 
 @dataclass
+class IOConfig:
+    """How media files are decoded.
+
+    Attributes:
+        autorotate: videos come out as displayed — the stream's display matrix (phone rotation, mirrors)
+            and a non-square sample aspect ratio applied, as players do (:mod:`chronoclip.io.orientation`);
+            ``false`` keeps the stored frames, for users who rotate themselves. Images always follow
+            their EXIF orientation.
+    """
+
+    autorotate: bool = True
+
+
+@dataclass
 class RunConfig:
     """Everything a run is a function of (together with the data and the backbone weights)."""
 
@@ -138,6 +152,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    io: IOConfig = field(default_factory=IOConfig)
     model: Any = None
 
 

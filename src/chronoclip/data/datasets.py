@@ -7,10 +7,11 @@ or resume point — the basis of exact resume and of CPU/GPU, 1/N-process agreem
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -20,6 +21,7 @@ from torch.utils.data import Dataset
 from chronoclip.data import transforms as T
 from chronoclip.data.manifest import Manifest, Record
 from chronoclip.errors import ConfigError, MediaError
+from chronoclip.io.orientation import ORIENTATION_RULES
 
 MODALITIES = ("video", "image")
 
@@ -43,6 +45,8 @@ class SampleSpec:
         eval_clips / eval_crops: multi-view testing: temporal clips × spatial crops (1 or 3).
         fields: further manifest columns copied into each sample as they are (e.g. ``timestamp``,
             ``stage``, ``series``); a row without the column gets ``None``.
+        autorotate: decode videos as displayed (display matrix, square pixels; ``io.autorotate``), else
+            as stored.
     """
 
     modality: str = "video"
@@ -60,6 +64,7 @@ class SampleSpec:
     eval_clips: int = 1
     eval_crops: int = 1
     fields: tuple[str, ...] = ()
+    autorotate: bool = True
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -79,7 +84,9 @@ class SampleSpec:
                 "mean": list(self.mean), "std": list(self.std),
                 "sampling": self.train_sampling if train else self.eval_sampling, "stride": self.stride,
                 "augment": self.augment and train, "views": self.views(train),
-                "crops": 1 if train else self.eval_crops}
+                "crops": 1 if train else self.eval_crops,
+                **({"orientation": ORIENTATION_RULES if self.autorotate else "stored"}
+                   if self.modality == "video" else {})}
 
     def deterministic(self, train: bool) -> bool:
         """Whether a sample's pixels are the same every epoch (so frozen features may be cached)."""
@@ -124,6 +131,12 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         """Select the epoch whose random draws ``__getitem__`` makes."""
         self.epoch = epoch
 
+    def with_spec(self, **changes: Any) -> ManifestDataset:
+        """The same rows with the spec's fields ``changes`` replaced (e.g. ``autorotate=False``)."""
+        changed = copy.copy(self)
+        changed.spec = replace(self.spec, **changes)
+        return changed
+
     def __len__(self) -> int:
         return len(self.manifest) * self.repeats
 
@@ -167,7 +180,7 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         clips = 1 if self.train else self.spec.eval_clips
         if clips > 1:
             start = start or 0.0
-            end = end if end is not None else probe_video(record["path"]).duration
+            end = end if end is not None else probe_video(record["path"], self.spec.autorotate).duration
             bounds = np.linspace(start, end, clips + 1)
             windows = list(itertools.pairwise(bounds))
         else:
@@ -179,7 +192,8 @@ class ManifestDataset(Dataset[dict[str, Any]]):
             seed = int(torch.randint(2**31 - 1, (), generator=generator))
             clip = read_video(record["path"], self.spec.frames, strategy, start=window_start, end=window_end,
                               stride=self.spec.stride if dense else 1,
-                              seed=None if dense and not self.train else seed)  # None: centred
+                              seed=None if dense and not self.train else seed,  # None: centred
+                              autorotate=self.spec.autorotate)
             result.append(torch.from_numpy(clip.frames).permute(0, 3, 1, 2))
         return result
 

@@ -157,7 +157,7 @@ def train(method: str, data: str | Path, out: str | Path, backbone: str = DEFAUL
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(saved) as temp:
             temp.write_text(to_yaml(cfg), encoding="utf-8")
-    train_set = model.dataset(train_rows, train=True, seed=cfg.train.seed)
+    train_set = with_io(model.dataset(train_rows, train=True, seed=cfg.train.seed), cfg)
     frozen = cache_extractor(model, cfg)
     if frozen is not None:
         with accelerator.main_process_first():
@@ -242,6 +242,16 @@ def _cached(method: Method, frozen: FrozenFeatures, dataset: ManifestDataset, cf
     return cached_features(dataset, frozen, cache_root(cfg.train.cache_dir), device, cfg.train.batch_size)
 
 
+def with_io(dataset: Dataset[Any], cfg: RunConfig) -> Dataset[Any]:
+    """``dataset`` decoding media as the run's ``io`` section says, in every :class:`ManifestDataset`
+    (alone or a part of a :class:`PartedDataset`); a method's own data set type keeps its reader's defaults."""
+    if isinstance(dataset, PartedDataset):
+        return dataset.map_parts(lambda part: with_io(part, cfg))
+    if isinstance(dataset, ManifestDataset) and dataset.spec.autorotate != cfg.io.autorotate:
+        return dataset.with_spec(autorotate=cfg.io.autorotate)
+    return dataset
+
+
 def _cached_where_possible(method: Method, frozen: FrozenFeatures, dataset: Dataset[Any], cfg: RunConfig,
                            device: torch.device | str) -> Dataset[Any]:
     """``dataset`` with its cacheable parts (a :class:`ManifestDataset` whose samples are the same every
@@ -257,7 +267,7 @@ def eval_dataset(method: Method, cfg: RunConfig, rows: Manifest, device: torch.d
                  frozen: FrozenFeatures | None) -> Dataset[Any]:
     """Evaluation samples of ``rows`` for ``method``: cached frozen features when ``frozen`` is given
     (and the method's data set is the engine's :class:`ManifestDataset`)."""
-    dataset = method.dataset(rows, train=False, seed=cfg.train.seed)
+    dataset = with_io(method.dataset(rows, train=False, seed=cfg.train.seed), cfg)
     if frozen is not None and isinstance(dataset, ManifestDataset):
         return _cached(method, frozen, dataset, cfg, device)
     return dataset

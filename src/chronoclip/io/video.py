@@ -7,6 +7,10 @@ position (so nearby targets are reached by decoding forward, far ones by a seek)
 frame nearest to each target. Each target costs at most the frames from its preceding keyframe, never a
 decode of the whole file (unless the file has a single keyframe).
 
+Frames come out as displayed (:mod:`chronoclip.io.orientation`): the stream's display matrix (phone
+videos' rotation, mirrors) and a non-square sample aspect ratio are applied, as FFmpeg's player does;
+``autorotate=False`` returns the stored frames.
+
 Times handed out (``VideoClip.timestamps``, ``start``/``end`` of :func:`read_video`) are seconds from the
 first frame of the video stream, so ``timestamps ≈ indices / fps`` even for files whose stream starts at a
 non-zero ``start_time``.
@@ -15,6 +19,7 @@ non-zero ``start_time``.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 import os
@@ -32,6 +37,7 @@ import numpy as np
 
 from chronoclip.errors import MediaError
 from chronoclip.io.files import open_container, stat_media
+from chronoclip.io.orientation import Orientation, display_matrix_of
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +63,15 @@ class VideoInfo:
             has no count (e.g. Matroska/WebM).
         fps: average frame rate (frames per second); may be fractional, e.g. 29.97 for 30000/1001.
         duration: length of the video stream in seconds.
-        width, height: frame size in pixels.
+        width, height: size of the frames returned, in pixels: as displayed (display matrix and sample
+            aspect ratio applied), or as stored when probed with ``autorotate=False``.
         has_audio: whether the file also has an audio stream.
         codec: decoder name, e.g. ``"h264"``.
         start_time: presentation time of the stream's first frame in seconds (usually 0).
+        rotation: anticlockwise rotation (0, 90, 180, 270) applied to the stored frames (0 when not applied).
+        flipped: whether a mirror was applied.
+        sample_aspect_ratio: the stored pixels' width : height (1.0 for square pixels; anamorphic otherwise).
+        stored_width, stored_height: size of the frames as coded in the file.
     """
 
     path: Path
@@ -72,6 +83,16 @@ class VideoInfo:
     has_audio: bool
     codec: str
     start_time: float
+    rotation: int = 0
+    flipped: bool = False
+    sample_aspect_ratio: float = 1.0
+    stored_width: int = 0
+    stored_height: int = 0
+
+    @property
+    def anamorphic(self) -> bool:
+        """Whether the stored pixels are not square."""
+        return abs(self.sample_aspect_ratio - 1.0) > 1e-6
 
 
 @dataclass(frozen=True)
@@ -111,27 +132,41 @@ class _Timing:
 
 @dataclass(frozen=True)
 class _Probe:
-    """Cached per-file facts: public info, index→pts timing, sorted keyframe pts (``None``: unknown)."""
+    """Cached per-file facts: public info (displayed size), index→pts timing, sorted keyframe pts (``None``:
+    unknown), and the stored-to-displayed orientation."""
 
     info: VideoInfo
     timing: _Timing
     keyframes: tuple[int, ...] | None
+    orientation: Orientation
+
+    def view(self, autorotate: bool) -> tuple[VideoInfo, Orientation]:
+        """The info and the orientation to apply, as displayed (``autorotate``) or as stored."""
+        if autorotate:
+            return self.info, self.orientation
+        stored = dataclasses.replace(self.info, width=self.info.stored_width, height=self.info.stored_height,
+                                     rotation=0, flipped=False)
+        return stored, Orientation()
 
 
 _cache: OrderedDict[tuple[str, int, int], _Probe] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def probe_video(path: str | Path) -> VideoInfo:
-    """Read a video file's header and first packets (all packets if the header has no frame count).
+def probe_video(path: str | Path, autorotate: bool = True) -> VideoInfo:
+    """Read a video file's header and first packets (all packets if the header has no frame count),
+    decoding those up to its first frame (for the display matrix).
 
     Results are cached per (path, mtime, size), so reading the same file again skips this work.
+
+    Args:
+        autorotate: report the displayed size and the rotation applied (else the stored size).
 
     Raises:
         MediaError: missing, empty, corrupt or unreadable file; no video stream; unknown codec.
     """
     with _open(path) as (_, probe):
-        return probe.info
+        return probe.view(autorotate)[0]
 
 
 def clear_probe_cache() -> None:
@@ -236,6 +271,7 @@ def read_video(
     end: float | None = None,
     stride: int = 1,
     seed: int | None = None,
+    autorotate: bool = True,
 ) -> VideoClip:
     """Sample ``num_frames`` frames from a file (or from ``[start, end)`` seconds of it) and decode them.
 
@@ -248,9 +284,11 @@ def read_video(
         stride: frame gap for ``strategy="dense"``.
         seed: seed for ``"random"`` / ``"dense"`` sampling; ``None`` draws fresh entropy for
             ``"random"`` and centres ``"dense"``.
+        autorotate: return frames as displayed (display matrix and sample aspect ratio applied; the
+            default) or as stored.
 
     Returns:
-        A :class:`VideoClip` with ``uint8 [num_frames, H, W, 3]`` frames.
+        A :class:`VideoClip` with ``uint8 [num_frames, H, W, 3]`` frames (``H, W`` of :func:`probe_video`).
 
     Raises:
         MediaError: unreadable file, or a window outside the video.
@@ -261,7 +299,7 @@ def read_video(
         rng = _make_rng(strategy, seed)
         indices = sample_frame_indices(probe.info.num_frames, num_frames, strategy, stride=stride, rng=rng,
                                        first=first, last=last)
-        return _read(container, probe, indices)
+        return _read(container, probe, indices, autorotate)
 
 
 def _make_rng(strategy: str, seed: int | None) -> np.random.Generator | None:
@@ -271,8 +309,9 @@ def _make_rng(strategy: str, seed: int | None) -> np.random.Generator | None:
     return None
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray) -> VideoClip:
-    """Decode the frames with the given indices (any order, repeats allowed).
+def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, autorotate: bool = True) -> VideoClip:
+    """Decode the frames with the given indices (any order, repeats allowed), as displayed unless
+    ``autorotate`` is false (see :func:`read_video`).
 
     Each index ``i`` is mapped to the pts of time ``i / fps``; the decoded frame nearest that pts is
     returned. A frame more than one frame period away (variable-frame-rate files) is still returned, with
@@ -292,7 +331,7 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray) -> VideoC
     if not np.issubdtype(wanted.dtype, np.integer):
         raise ValueError(f"indices must be integers, got dtype {wanted.dtype}")
     with _open(path) as (container, probe):
-        return _read(container, probe, wanted.astype(np.int64))
+        return _read(container, probe, wanted.astype(np.int64), autorotate)
 
 
 @contextmanager
@@ -340,18 +379,27 @@ def _probe_container(container: av.container.InputContainer, path: Path) -> _Pro
     keyframes = scan.keyframes if full_scan else _index_keyframes(stream, start_pts)
     if num_frames <= 0:
         raise MediaError(path, "video stream has no frames")
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    orientation = Orientation.from_display_matrix(scan.display_matrix, Fraction(sar) if sar else None, str(path))
+    stored = (stream.codec_context.width, stream.codec_context.height)
+    width, height = orientation.displayed_size(*stored)
     info = VideoInfo(
         path=path,
         num_frames=num_frames,
         fps=float(timing.rate),
         duration=_duration(container, stream, timing, num_frames),
-        width=stream.codec_context.width,
-        height=stream.codec_context.height,
+        width=width,
+        height=height,
         has_audio=bool(container.streams.audio),
         codec=stream.codec_context.name,
         start_time=float(timing.start_pts * timing.time_base),
+        rotation=orientation.rotation,
+        flipped=orientation.flipped,
+        sample_aspect_ratio=float(orientation.sample_aspect),
+        stored_width=stored[0],
+        stored_height=stored[1],
     )
-    return _Probe(info, timing, keyframes)
+    return _Probe(info, timing, keyframes, orientation)
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
@@ -404,11 +452,13 @@ def _index_keyframes(stream: av.video.stream.VideoStream, start_pts: int) -> tup
 
 @dataclass(frozen=True)
 class _PacketScan:
-    """What demuxing (not decoding) packets told: packet count, keyframe pts, earliest pts shown."""
+    """What demuxing packets told (packet count, keyframe pts, earliest pts shown) and the display matrix
+    the decoder attached to the first frame (``None``: none)."""
 
     count: int
     keyframes: tuple[int, ...] | None
     first_pts: int | None
+    display_matrix: list[int] | None
 
 
 def _scan_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
@@ -416,10 +466,17 @@ def _scan_packets(container: av.container.InputContainer, stream: av.video.strea
     """Demux the first ``limit`` packets (all if None) of ``stream``, then seek back to its start.
 
     The earliest pts among them is the first frame's: some demuxers (AVI with B-frames) report a
-    ``start_time`` that differs from it. Packets an edit list marks for discarding are ignored.
+    ``start_time`` that differs from it. Packets an edit list marks for discarding are ignored. The
+    packets up to the first frame are decoded too, for its display matrix: PyAV exposes no stream-level
+    side data.
     """
     count, keyframes, pts_seen = 0, [], []
+    display_matrix, first_frame_seen = None, False
     for packet in container.demux(stream):
+        if not first_frame_seen:
+            frames = packet.decode()
+            if frames:
+                display_matrix, first_frame_seen = display_matrix_of(frames[0].side_data), True
         if packet.size == 0 or packet.is_discard:
             continue
         count += 1
@@ -430,7 +487,7 @@ def _scan_packets(container: av.container.InputContainer, stream: av.video.strea
         if limit is not None and count >= limit:
             break
     container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
-    return _PacketScan(count, tuple(sorted(keyframes)) or None, min(pts_seen, default=None))
+    return _PacketScan(count, tuple(sorted(keyframes)) or None, min(pts_seen, default=None), display_matrix)
 
 
 def _window_to_indices(probe: _Probe, start: float | None, end: float | None) -> tuple[int, int]:
@@ -450,16 +507,18 @@ def _window_to_indices(probe: _Probe, start: float | None, end: float | None) ->
     return first, last
 
 
-def _read(container: av.container.InputContainer, probe: _Probe, indices: np.ndarray) -> VideoClip:
-    """Decode the frames for ``indices`` (validated against the probe) into a :class:`VideoClip`."""
-    info = probe.info
+def _read(container: av.container.InputContainer, probe: _Probe, indices: np.ndarray, autorotate: bool
+          ) -> VideoClip:
+    """Decode the frames for ``indices`` (validated against the probe) into a :class:`VideoClip`, as
+    displayed or (``autorotate=False``) as stored."""
+    info, orientation = probe.view(autorotate)
     bad = indices[(indices < 0) | (indices >= info.num_frames)]
     if bad.size:
         raise MediaError(info.path, f"frame index {int(bad[0])} is outside the video "
                                     f"(0 to {info.num_frames - 1})")
     timing = probe.timing
     targets = sorted({timing.index_to_pts(int(i)) for i in indices})
-    decoded = _Decoder(container, probe).decode(targets)
+    decoded = _Decoder(container, probe, orientation).decode(targets)
     pts_of = [timing.index_to_pts(int(i)) for i in indices]
     frames = np.stack([decoded[p][0] for p in pts_of])
     times = np.array([timing.pts_to_seconds(decoded[p][1]) for p in pts_of], dtype=np.float64)
@@ -493,8 +552,9 @@ class _Decoder:
     full-decode time by 10-25 % on x264 files. Packets near a target decode normally.
     """
 
-    def __init__(self, container: av.container.InputContainer, probe: _Probe) -> None:
+    def __init__(self, container: av.container.InputContainer, probe: _Probe, orientation: Orientation) -> None:
         self._container = container
+        self._orientation = orientation
         self._stream = container.streams.video[0]
         self._probe = probe
         self._frames: Iterator[_Frame] = iter(())
@@ -504,14 +564,22 @@ class _Decoder:
         self._reach = math.ceil(probe.timing.period_ticks)  # "near a target" = within one frame period
 
     def decode(self, targets: list[int]) -> dict[int, tuple[np.ndarray, int]]:
-        """Map each target pts (ascending) to ``(uint8 [H, W, 3] RGB frame, decoded pts)``."""
+        """Map each target pts (ascending) to ``(uint8 [H, W, 3] RGB frame as oriented, decoded pts)``."""
         out: dict[int, tuple[np.ndarray, int]] = {}
         self._targets = targets
         self._frames = self._decoded_frames()
         for target in targets:
             found = self._frame_for(target)
-            out[target] = (np.asarray(found.frame.to_ndarray(format="rgb24"), dtype=np.uint8), found.pts)
+            out[target] = (self._pixels(found.frame), found.pts)
         return out
+
+    def _pixels(self, frame: av.VideoFrame) -> np.ndarray:
+        """``uint8 [H, W, 3]`` RGB of a decoded frame: square pixels (the scaler widens or narrows an
+        anamorphic frame), then rotated / mirrored by the display matrix."""
+        orientation = self._orientation
+        if orientation.sample_aspect != 1:
+            frame = frame.reformat(width=orientation.square_width(frame.width), height=frame.height)
+        return orientation.apply(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
 
     def _frame_for(self, target: int) -> _Frame:
         """The decoded frame nearest ``target``, seeking first if that is cheaper than decoding on."""

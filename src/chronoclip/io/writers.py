@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -87,6 +87,8 @@ def write_video(
     gop: int = 25,
     quality: int = 18,
     codec: str = "libx264",
+    display_matrix: Sequence[int] | None = None,
+    sample_aspect: Fraction | None = None,
 ) -> None:
     """Write an mp4 (H.264 or MPEG-4 Part 2), optionally with a mono audio track.
 
@@ -99,6 +101,9 @@ def write_video(
         gop: keyframe interval in frames (the decode benchmark varies it).
         quality: x264 CRF (lower is better); for ``mpeg4`` the quantiser is ``quality // 6``.
         codec: ``libx264`` or ``mpeg4`` (byte-reproducible; see :data:`VIDEO_CODECS`).
+        display_matrix: FFmpeg's 9-integer display matrix stored with the stream (how a player should
+            rotate / mirror the frames, as phones write it; :mod:`chronoclip.io.orientation`); needs PyAV >= 18.
+        sample_aspect: the stored pixels' width : height (anamorphic video when not 1).
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -117,6 +122,12 @@ def write_video(
             vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
             vstream.codec_context.gop_size = gop
             vstream.thread_count = 1
+            if sample_aspect is not None:
+                vstream.codec_context.sample_aspect_ratio = Fraction(sample_aspect)
+            if display_matrix is not None:
+                if not hasattr(vstream, "set_display_matrix"):
+                    raise ValueError(f"writing a display matrix needs PyAV >= 18 (this is {av.__version__})")
+                vstream.set_display_matrix(list(display_matrix))
             astream: av.audio.stream.AudioStream | None = None
             if samples is not None:
                 added = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
