@@ -1,7 +1,10 @@
 """Linear probe on frozen features: CLIP's logistic-regression protocol.
 
-Features are standardised, a scikit-learn ``LogisticRegression`` (lbfgs; multinomial loss for more
-than two classes; L2 penalty) is fitted for each inverse regularisation strength ``C`` of a sweep,
+Features are standardised, a multinomial logistic regression (L2 penalty, scikit-learn's objective) is
+fitted for each inverse regularisation strength ``C`` of a sweep — by scikit-learn's ``LogisticRegression``
+(the default and the reference), or with ``solver="torch"`` by the warm-started L-BFGS of
+:mod:`~chronoclip.eval.softmax_probe` (on the GPU when there is one; not yet the default: where the training
+rows are separable, at large ``C``, it can choose another ``C`` than scikit-learn, see docs/evaluation.md) —
 the ``C`` with the best accuracy on a held-out split is kept, and the classifier is refit on
 train + held-out data before the test set is scored (Radford et al. 2021, appendix A.3). The sweep
 matters: probe numbers fall short of published ones without it (CLIP_benchmark PR #107).
@@ -36,8 +39,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from chronoclip.config import require_one_of
 from chronoclip.errors import ConfigError
 from chronoclip.eval.metrics import classification_metrics
+from chronoclip.eval.softmax_probe import SoftmaxPath, SoftmaxProbe, probe_device
 from chronoclip.eval.views import average_by_item
 
 log = logging.getLogger(__name__)
@@ -45,7 +50,12 @@ log = logging.getLogger(__name__)
 Array = torch.Tensor | np.ndarray
 Estimator = TypeVar("Estimator", LogisticRegression, Pipeline)
 METRIC_KEYS = ("top1", "top5", "mean_class_acc")
-CLASSIFIER = "scikit-learn LogisticRegression (lbfgs, multinomial, L2) on standardised features"
+SOLVERS = ("torch", "sklearn")
+CLASSIFIERS = {
+    "torch": "multinomial logistic regression, L2 (scikit-learn's objective), torch full-batch L-BFGS "
+             "warm-started along the C path, on standardised features",
+    "sklearn": "scikit-learn LogisticRegression (lbfgs, multinomial, L2) on standardised features",
+}
 SELECTION = ("best held-out top1 over the C sweep (ties: lower held-out log-loss), "
              "then refit on train + held-out")
 
@@ -60,6 +70,9 @@ class ProbeSettings:
         val_fraction: share of training items held out when no validation features are given.
         seed: seed of that hold-out.
         max_iter: lbfgs iterations per fit.
+        tol: a fit stops when every gradient entry of the (mean) objective is below it (scikit-learn's).
+        solver: ``sklearn`` (the reference) or ``torch`` (warm-started L-BFGS, faster; see the module doc).
+        device: where the ``torch`` solver runs: ``auto`` (a GPU if present), ``cpu`` or ``cuda``.
     """
 
     Cs: tuple[float, ...] = tuple(10.0**e for e in range(-6, 7))
@@ -67,15 +80,24 @@ class ProbeSettings:
     val_fraction: float = 0.2
     seed: int = 0
     max_iter: int = 1000
+    tol: float = 1e-4
+    solver: str = "sklearn"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.Cs or min(self.Cs) <= 0:
             raise ConfigError(f"Cs must be a non-empty sequence of positive numbers; got {self.Cs}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction must lie in (0, 1); got {self.val_fraction}")
-        if self.refine_steps < 0 or self.max_iter < 1:
-            raise ConfigError(f"refine_steps must be >= 0 and max_iter >= 1; got {self.refine_steps}, "
-                             f"{self.max_iter}")
+        if self.refine_steps < 0 or self.max_iter < 1 or self.tol <= 0:
+            raise ConfigError(f"refine_steps must be >= 0, max_iter >= 1 and tol > 0; got {self.refine_steps}, "
+                             f"{self.max_iter}, {self.tol}")
+        require_one_of({"solver": (self.solver, SOLVERS), "device": (self.device, ("auto", "cpu", "cuda"))})
+
+    @property
+    def classifier(self) -> str:
+        """What fits the probe, for the result's protocol."""
+        return CLASSIFIERS[self.solver]
 
     @property
     def holdout_folds(self) -> int:
@@ -87,7 +109,7 @@ class ProbeSettings:
 class ProbeFit:
     """A fitted probe: the refit model, the chosen ``C`` and the sweep that chose it."""
 
-    model: Pipeline
+    model: Pipeline | SoftmaxProbe
     best_C: float
     sweep: list[dict[str, float]]
     num_classes: int
@@ -153,12 +175,38 @@ def _fit(estimator: Estimator, features: np.ndarray, labels: np.ndarray) -> Esti
     return estimator
 
 
-def _proba(estimator: LogisticRegression | Pipeline, features: np.ndarray, num_classes: int) -> np.ndarray:
+def _proba(estimator: LogisticRegression | Pipeline | SoftmaxProbe, features: np.ndarray, num_classes: int
+           ) -> np.ndarray:
     """``[N, num_classes]`` probabilities; columns of classes the estimator never saw stay zero."""
     proba = estimator.predict_proba(features)
     full = np.zeros((len(features), num_classes), dtype=np.float64)
     full[:, estimator.classes_] = proba
     return full
+
+
+class _Fitter:
+    """Fits of one training set for any ``C``, by ``settings.solver``: :meth:`fit` returns the classifier
+    (taking raw features) and its iterations.
+
+    The ``torch`` solver keeps its :class:`SoftmaxPath` (:attr:`path`), so each fit warm-starts from the
+    nearest ``C`` solved; ``warm`` is another fitter whose solution for the same ``C`` starts a fit (the
+    refit on train + held-out data starts from the sweep's solution).
+    """
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, settings: ProbeSettings,
+                 warm: _Fitter | None = None) -> None:
+        self.features, self.labels, self.settings, self.warm = features, labels, settings, warm
+        self.path = None if settings.solver == "sklearn" else SoftmaxPath(
+            features, labels, probe_device(settings.device), settings.max_iter, settings.tol)
+
+    def fit(self, C: float) -> tuple[Pipeline | SoftmaxProbe, int]:
+        if self.path is None:
+            model = _fit(make_pipeline(StandardScaler(), LogisticRegression(
+                C=C, max_iter=self.settings.max_iter, tol=self.settings.tol)), self.features, self.labels)
+            return model, int(model[-1].n_iter_.max())
+        start = self.warm.path.solved.get(C) if self.warm is not None and self.warm.path is not None else None
+        probe = self.path.fit(C, start)
+        return probe, probe.iterations
 
 
 def _test_views(by_item: bool) -> str:
@@ -209,18 +257,16 @@ def fit_linear_probe(train_features: Array, train_targets: Array,
                    f"seed {settings.seed}")
     num_classes = num_classes or int(max(labels.max(), held_labels.max())) + 1
 
-    scaler = StandardScaler().fit(fit_features)
-    fit_scaled, held_scaled = scaler.transform(fit_features), scaler.transform(held_features)
+    fitter = _Fitter(fit_features, fit_labels, settings)
     sweep: dict[float, dict[str, float]] = {}
 
     def evaluate(C: float) -> None:
         if C in sweep:
             return
-        classifier = _fit(LogisticRegression(C=C, max_iter=settings.max_iter), fit_scaled, fit_labels)
-        proba = _proba(classifier, held_scaled, num_classes)
+        classifier, iterations = fitter.fit(C)
+        proba = _proba(classifier, held_features, num_classes)
         sweep[C] = {"C": C, "val_top1": float((proba.argmax(1) == held_labels).mean() * 100.0),
-                    "val_log_loss": _log_loss(proba, held_labels),
-                    "iterations": int(classifier.n_iter_.max())}
+                    "val_log_loss": _log_loss(proba, held_labels), "iterations": iterations}
         log.debug("probe C=%.3g: val top1 %.2f, log-loss %.4f, %d iterations", C, sweep[C]["val_top1"],
                   sweep[C]["val_log_loss"], sweep[C]["iterations"])
 
@@ -240,8 +286,7 @@ def fit_linear_probe(train_features: Array, train_targets: Array,
 
     all_features = np.concatenate([fit_features, held_features])
     all_labels = np.concatenate([fit_labels, held_labels])
-    model = _fit(make_pipeline(StandardScaler(), LogisticRegression(C=best_C, max_iter=settings.max_iter)),
-                 all_features, all_labels)
+    model, _ = _Fitter(all_features, all_labels, settings, warm=fitter).fit(best_C)
     seconds = time.perf_counter() - started
     log.info("linear probe: best C=%.3g (val top1 %.2f) of %d values, %d train + %d held-out rows, %.1f s",
              best_C, sweep[best_C]["val_top1"], len(sweep), len(fit_labels), len(held_labels), seconds)
@@ -301,7 +346,7 @@ def evaluate_linear_probe(train_features: Array, train_targets: Array, test_feat
     result["sweep"] = fit.sweep
     result["protocol"] = {
         "task": "linear_probe",
-        "classifier": CLASSIFIER, "selection": SELECTION,
+        "classifier": settings.classifier, "selection": SELECTION,
         "holdout": fit.holdout, "train_samples": fit.train_samples, "val_samples": fit.val_samples,
         "test_rows": len(test_y), "test_samples": len(targets), "num_classes": num_classes,
         "test_views": _test_views(test_item_ids is not None),
@@ -357,7 +402,7 @@ def evaluate_linear_probe_folds(features: Array, targets: Array, folds: Array | 
         result[key], result[f"{key}_std"] = float(values.mean()), float(values.std())
     result["per_fold"] = per_fold
     result["protocol"] = {
-        "task": "linear_probe", "classifier": CLASSIFIER, "selection": SELECTION,
+        "task": "linear_probe", "classifier": settings.classifier, "selection": SELECTION,
         "evaluation": f"{len(unique_folds)}-fold cross-validation over given folds",
         "folds": [fold.item() for fold in unique_folds], "aggregate": "mean and std (ddof 0) over folds",
         "samples": len(y), "num_classes": int(y.max()) + 1,
